@@ -1,0 +1,114 @@
+//! The server: one [`App`] built from settings, run until a shutdown signal. Tests build the
+//! same `App` on port 0 with their own clock and shutdown trigger.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::http::{router, AppState, Limits};
+use crate::store::{Store, StoreOptions};
+use crate::{demo, sealer};
+
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub store: StoreOptions,
+    pub limits: Limits,
+    /// Seed the demo campaign (`obole serve --demo`).
+    pub demo: bool,
+}
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    limits: Limits,
+}
+
+impl App {
+    /// Connects, migrates, seeds the demo if asked, and binds the listener.
+    pub async fn build(settings: &ServeSettings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let store = Store::connect(&settings.database_url, &settings.store).await?;
+        store.migrate().await.context("migrating the database")?;
+        if settings.demo {
+            let campaign = demo::seed(&store, clock.as_ref())
+                .await
+                .context("seeding the demo campaign")?;
+            tracing::info!(campaign = %campaign.slug, "demo campaign ready");
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        Ok(App {
+            listener,
+            state: AppState { store, clock },
+            limits: settings.limits,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Serves until `shutdown` completes, lets requests in flight finish, then stops the
+    /// sealer (which seals what is queued) and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let store = self.state.store.clone();
+        let stop_sealer = CancellationToken::new();
+        let sealer = tokio::spawn(sealer::run(
+            store.clone(),
+            self.state.clock.clone(),
+            stop_sealer.clone(),
+        ));
+        tracing::info!(addr = %self.listener.local_addr()?, store = store.kind(), "serving");
+        let served = axum::serve(self.listener, router(self.state, self.limits))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        stop_sealer.cancel();
+        let _ = sealer.await;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(served?)
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

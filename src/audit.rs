@@ -1,0 +1,71 @@
+//! `obole verify`: reads the whole chain and re-derives it with [`ChainAudit`].
+//!
+//! Read-only. Entries not yet sealed are counted, not judged: the chain cannot vouch for
+//! them until the sealer reaches them.
+
+use crate::ledger::seal::{AuditSummary, ChainAudit, ChainBreak};
+use crate::store::{Store, StoreError};
+
+/// Sealed entries read per query.
+const PAGE: i64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the books do not verify: {0}")]
+    Broken(#[from] ChainBreak),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the chain grew during each of {0} attempts to read it; retry when writes are quieter"
+    )]
+    Busy(usize),
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verified {
+    #[serde(flatten)]
+    pub summary: AuditSummary,
+    /// Entries written after the chain head; not covered by this verification.
+    pub unsealed: i64,
+}
+
+/// How many times verify starts over when the sealer moved the chain while it read.
+const ATTEMPTS_MAX: usize = 5;
+
+pub async fn verify(store: &Store) -> Result<Verified, VerifyError> {
+    for _ in 0..ATTEMPTS_MAX {
+        if let Some(verified) = verify_once(store).await? {
+            return Ok(verified);
+        }
+    }
+    Err(VerifyError::Busy(ATTEMPTS_MAX))
+}
+
+/// One pass; `None` when the head moved during the pass (the roll-ups read at the end then
+/// include seals this pass did not check, so it cannot conclude).
+async fn verify_once(store: &Store) -> Result<Option<Verified>, VerifyError> {
+    let status = store.seal_status().await?;
+    let mut audit = ChainAudit::new();
+    let mut after = 0;
+    while after < status.head.sequence {
+        let page = store
+            .sealed_entries(after, PAGE.min(status.head.sequence - after))
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.sequence;
+        for link in &page {
+            audit.check(link)?;
+        }
+    }
+    let rollups = store.rollups().await?;
+    let now = store.seal_status().await?;
+    if now.head != status.head {
+        return Ok(None);
+    }
+    let recorded_head = Some(status.head).filter(|head| head.sequence > 0);
+    let summary = audit.finish(recorded_head, rollups)?;
+    Ok(Some(Verified {
+        summary,
+        unsealed: now.unsealed,
+    }))
+}

@@ -1,0 +1,351 @@
+//! The `obole` command line. Every flag also reads an environment variable.
+//!
+//! Exit codes: 0 success; 1 the command could not run (bad input, unreachable database,
+//! unknown campaign); 2 bad usage (from clap); 3 `verify` found the books broken.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use chrono::SecondsFormat;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::app::{shutdown_signal, App, ServeSettings};
+use crate::audit::{self, VerifyError};
+use crate::campaign::{Campaign, NewCampaign};
+use crate::clock::{parse_as_of, Clock, SystemClock};
+use crate::http::Limits;
+use crate::ids::Slug;
+use crate::sealer;
+use crate::store::{Store, StoreOptions};
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "obole",
+    version,
+    about = "Micro-donation payment and compliance ledger for political campaigns"
+)]
+pub struct Cli {
+    /// Database: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "OBOLE_DATABASE_URL",
+        default_value = "sqlite://obole.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Database connections (PostgreSQL) or readers (SQLite).
+    #[arg(long, env = "OBOLE_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub pool_size: u32,
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, env = "OBOLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (health at /healthz, readiness at /readyz, metrics at /metrics).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Recompute every seal link and every balance; exit 3 naming the first break.
+    Verify(FormatArg),
+    /// Seal every queued entry now (the server does this continuously).
+    Seal,
+    /// Campaigns: create one, list them.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+    /// Print every account's balance as of a date or instant.
+    Balance(BalanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OBOLE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The URL donors and Stripe reach this server at (used by checkout, later).
+    #[arg(long, env = "OBOLE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Seed a demo campaign with a few gifts.
+    #[arg(long, env = "OBOLE_DEMO")]
+    pub demo: bool,
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, env = "OBOLE_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "OBOLE_BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Create a campaign and its chart of accounts.
+    Create {
+        /// URL name: lower-case letters, digits, hyphens (e.g. dupont-2027).
+        #[arg(long)]
+        slug: String,
+        /// Name shown to donors and on reports.
+        #[arg(long)]
+        name: String,
+        /// Rule pack: fr-candidate, fr-party or us-federal-candidate-2025-2026.
+        #[arg(long)]
+        rules: String,
+        /// ISO 4217 currency of the campaign's books (EUR, USD, …).
+        #[arg(long)]
+        currency: String,
+        /// IANA time zone in which dates are read (Europe/Paris, America/New_York, …).
+        #[arg(long)]
+        timezone: String,
+        /// The election the campaign runs in; caps are counted per election.
+        #[arg(long)]
+        election: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// List campaigns.
+    List(FormatArg),
+}
+
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    /// Campaign slug.
+    #[arg(long)]
+    pub campaign: String,
+    /// A date (end of that day in the campaign's time zone) or an RFC 3339 instant; default now.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Output as a table for people or JSON for programs.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let options = StoreOptions {
+        pool_size: cli.pool_size,
+        ..StoreOptions::default()
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if let Command::Serve(args) = cli.command {
+        let settings = ServeSettings {
+            database_url: cli.database_url,
+            listen: args.listen,
+            store: options,
+            limits: Limits {
+                request_timeout: Duration::from_secs(args.request_timeout_secs),
+                body_bytes_max: args.body_limit_bytes,
+            },
+            demo: args.demo,
+        };
+        let app = App::build(&settings, clock).await?;
+        app.run_until_stopped(shutdown_signal()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::connect(&cli.database_url, &options).await?;
+    store.migrate().await.context("migrating the database")?;
+    let result = command(cli.command, &store, clock.as_ref()).await;
+    store.close().await;
+    result
+}
+
+async fn command(command: Command, store: &Store, clock: &dyn Clock) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(_) => unreachable!("`execute` runs `serve` without this shared store"),
+        Command::Migrate => {
+            println!("database is up to date ({})", store.kind());
+        }
+        Command::Seal => {
+            let sealed = sealer::seal_all(store, clock).await?;
+            let status = store.seal_status().await?;
+            println!(
+                "sealed {sealed} entries; head #{} {}",
+                status.head.sequence, status.head.hash
+            );
+        }
+        Command::Verify(FormatArg { format }) => return verify(store, format).await,
+        Command::Campaign(CampaignCommand::Create {
+            slug,
+            name,
+            rules,
+            currency,
+            timezone,
+            election,
+            format,
+        }) => {
+            let new = NewCampaign::parse(
+                &slug,
+                &name,
+                &rules,
+                &currency,
+                &timezone,
+                election.as_deref(),
+            )?;
+            let campaign = store.create_campaign(&new, clock.now()).await?;
+            match format.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&campaign)?),
+                Format::Text => println!(
+                    "created campaign {} ({}, {}, {})",
+                    campaign.slug, campaign.currency, campaign.timezone, campaign.rule_pack
+                ),
+            }
+        }
+        Command::Campaign(CampaignCommand::List(FormatArg { format })) => {
+            let campaigns = store.campaigns().await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&campaigns)?),
+                Format::Text => print_campaigns(&campaigns),
+            }
+        }
+        Command::Balance(args) => balance(store, clock, args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_campaigns(campaigns: &[Campaign]) {
+    if campaigns.is_empty() {
+        println!("no campaigns yet: create one with `obole campaign create`");
+        return;
+    }
+    println!(
+        "{:<24} {:<8} {:<20} {:<32} name",
+        "slug", "currency", "timezone", "rules"
+    );
+    for c in campaigns {
+        println!(
+            "{:<24} {:<8} {:<20} {:<32} {}",
+            c.slug,
+            c.currency,
+            c.timezone.name(),
+            c.rule_pack,
+            c.name
+        );
+    }
+}
+
+async fn find_campaign(store: &Store, slug: &str) -> anyhow::Result<Campaign> {
+    let slug = Slug::parse(slug)?;
+    store
+        .campaign(&slug)
+        .await?
+        .ok_or_else(|| anyhow!("no campaign \"{slug}\"; `obole campaign list` shows the campaigns"))
+}
+
+async fn balance(store: &Store, clock: &dyn Clock, args: BalanceArgs) -> anyhow::Result<()> {
+    let campaign = find_campaign(store, &args.campaign).await?;
+    let as_of = match &args.as_of {
+        Some(text) => parse_as_of(text, campaign.timezone)?,
+        None => clock.now(),
+    };
+    let balances = store.balances(campaign.id, as_of).await?;
+    let seal = store.seal_status().await?;
+    let as_of_utc = as_of.to_rfc3339_opts(SecondsFormat::Micros, true);
+    match args.format.format {
+        Format::Json => {
+            let accounts: Vec<_> = balances
+                .iter()
+                .map(|b| json!({ "account": b.account, "kind": b.kind, "balance": b.natural().to_decimal().to_string(), "signed": b.signed.to_decimal().to_string() }))
+                .collect();
+            let body = json!({
+                "campaign": campaign.slug,
+                "currency": campaign.currency,
+                "as_of": as_of_utc,
+                "accounts": accounts,
+                "seal": seal.head,
+                "unsealed": seal.unsealed,
+            });
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        Format::Text => {
+            let local = as_of.with_timezone(&campaign.timezone);
+            println!(
+                "{} ({}), as of {} {} ({as_of_utc})",
+                campaign.name,
+                campaign.currency,
+                local.format("%Y-%m-%d %H:%M:%S"),
+                campaign.timezone.name()
+            );
+            println!("{:<32} {:<14} {:>18}", "account", "kind", "balance");
+            for b in &balances {
+                println!(
+                    "{:<32} {:<14} {:>18}",
+                    b.account,
+                    b.kind.as_str(),
+                    b.natural().to_decimal()
+                );
+            }
+            println!(
+                "seal: #{} {} ({} entries not yet sealed)",
+                seal.head.sequence, seal.head.hash, seal.unsealed
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn verify(store: &Store, format: Format) -> anyhow::Result<ExitCode> {
+    match audit::verify(store).await {
+        Ok(verified) => {
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "ok": true, "report": verified }))?
+                ),
+                Format::Text => {
+                    let head = verified
+                        .summary
+                        .head
+                        .map(|h| format!("#{} {}", h.sequence, h.hash))
+                        .unwrap_or_else(|| "empty".into());
+                    println!(
+                        "ok: {} entries and {} postings verified; chain head {head}; {} entries not yet sealed",
+                        verified.summary.entries_sealed, verified.summary.postings, verified.unsealed
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(VerifyError::Broken(brk)) => {
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({ "ok": false, "break": brk.to_string() })
+                    )?
+                ),
+                Format::Text => println!("BROKEN: {brk}"),
+            }
+            eprintln!("verify failed: {brk}");
+            Ok(ExitCode::from(3))
+        }
+        Err(error) => Err(error.into()),
+    }
+}

@@ -1,0 +1,24 @@
+//! Obole: a micro-donation payment and compliance ledger for political campaigns.
+//!
+//! Pure rules sit at the centre and know nothing of I/O; the only SQL is in `store`; the
+//! shells (`sealer`, `audit`, `http`, `app`, `cli`) connect them to the world.
+
+// Pure core.
+pub mod campaign;
+pub mod clock;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+
+// The one place with SQL.
+pub mod store;
+
+// Use cases and shells.
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod demo;
+pub mod http;
+pub mod journal;
+pub mod sealer;
+pub mod telemetry;

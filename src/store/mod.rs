@@ -1,0 +1,425 @@
+//! The only place that speaks SQL.
+//!
+//! Two stores with one behaviour: SQLite (a file in WAL mode, the embedded default) and
+//! PostgreSQL (production), chosen by the database URL. Nothing above this module knows
+//! which one runs. Each keeps its own migrations under `migrations/<store>/`.
+//!
+//! Invariants kept here, in both stores:
+//! - A write is one database transaction: an entry, its postings and its place in the
+//!   sealer's queue appear together or not at all.
+//! - A write with a known idempotency key never writes again: the same content returns the
+//!   original entry, other content is [`StoreError::IdempotencyConflict`].
+//! - Seals, the chain head, the hourly roll-ups and the queue move in one transaction.
+//! - Balance queries read one consistent snapshot (a single SQL statement).
+
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::campaign::{parse_timezone, Campaign, NewCampaign};
+use crate::ids::{AccountId, CampaignId, EntryId, Slug};
+use crate::ledger::account::AccountKind;
+use crate::ledger::entry::{EntryContent, Links, Posting, StoredEntry};
+use crate::ledger::seal::{ChainBreak, Hash32, Seal, SealedEntry};
+use crate::ledger::{AccountBalance, Entry};
+use crate::money::{Currency, Money};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is not understood: use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    #[error("cannot reach the database at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "idempotency key {key:?} was already used for entry {existing} with different content"
+    )]
+    IdempotencyConflict { key: String, existing: EntryId },
+    #[error("a campaign with slug {0:?} already exists")]
+    CampaignExists(String),
+    #[error("entry {0} has already been reversed")]
+    AlreadyReversed(EntryId),
+    #[error("entry {0} does not exist in this campaign")]
+    NoSuchEntry(EntryId),
+    #[error("account {0:?} does not exist for this campaign")]
+    NoSuchAccount(String),
+    #[error("the database refused the write: {0}")]
+    Refused(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("the seal chain cannot be extended: {0}")]
+    Chain(#[from] ChainBreak),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Settings that apply to either store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections in the pool (PostgreSQL) or readers (SQLite, which has one writer).
+    pub pool_size: u32,
+    /// How long a request may wait for a connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pool_size: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    pub entry_id: EntryId,
+    /// True when the key was already recorded with the same content: nothing was written.
+    pub replayed: bool,
+}
+
+/// Where the chain stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SealStatus {
+    pub head: Seal,
+    /// Entries written but not yet sealed.
+    pub unsealed: i64,
+}
+
+/// Seals, roll-up deltas and the new head computed for a batch of queued entries.
+#[derive(Debug, Default)]
+struct ChainExtension {
+    seals: Vec<(i64, EntryId, Hash32, Hash32)>,
+    rollups: BTreeMap<(AccountId, i64), i64>,
+    head: Option<Seal>,
+}
+
+/// Chains `entries` (in queue order) after `head`: the pure part of sealing.
+fn extend_chain(head: Seal, entries: &[StoredEntry]) -> Result<ChainExtension, ChainBreak> {
+    let mut extension = ChainExtension::default();
+    let mut prev = head;
+    for entry in entries {
+        let sequence = prev.sequence + 1;
+        let broken = |reason: String| ChainBreak::Link {
+            sequence,
+            entry_id: entry.id,
+            reason,
+        };
+        // A writer computed this hash moments ago; recomputing it refuses to seal anything
+        // that did not reach the database exactly as validated.
+        if entry.content.hash() != entry.content_hash {
+            return Err(broken(
+                "content does not match its recorded hash; not sealing".into(),
+            ));
+        }
+        entry
+            .content
+            .check_balanced()
+            .map_err(|e| broken(format!("not sealing an invalid entry: {e}")))?;
+        let hash = crate::ledger::seal::link_hash(
+            prev.hash,
+            sequence,
+            entry.id,
+            entry.content_hash,
+            entry.recorded_at,
+        );
+        extension.seals.push((sequence, entry.id, prev.hash, hash));
+        let hour = crate::ledger::hour_bucket(entry.content.effective_at);
+        for (posting, account) in entry.content.postings.iter().zip(&entry.account_ids) {
+            let slot = extension.rollups.entry((*account, hour)).or_default();
+            *slot = slot
+                .checked_add(posting.amount.minor())
+                .ok_or_else(|| broken("an hourly roll-up overflows".into()))?;
+        }
+        prev = Seal { sequence, hash };
+    }
+    extension.head = Some(prev);
+    Ok(extension)
+}
+
+/// A row of `entries`, as either store reads it.
+struct RawEntry {
+    id: i64,
+    campaign_id: i64,
+    idempotency_key: String,
+    content_hash: String,
+    description: String,
+    effective_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    reverses_entry_id: Option<i64>,
+    source: Option<String>,
+    event_id: Option<String>,
+    donor_id: Option<i64>,
+    contribution_id: Option<i64>,
+}
+
+/// A row of `postings` joined with its account's name.
+struct RawPosting {
+    entry_id: i64,
+    account_id: i64,
+    account: String,
+    currency: String,
+    amount: i64,
+}
+
+/// Puts entries and their postings (both ordered by entry id, postings by line) together.
+fn assemble(
+    entries: Vec<RawEntry>,
+    postings: Vec<RawPosting>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let mut by_entry: BTreeMap<i64, Vec<RawPosting>> = BTreeMap::new();
+    for posting in postings {
+        by_entry.entry(posting.entry_id).or_default().push(posting);
+    }
+    entries
+        .into_iter()
+        .map(|raw| {
+            let lines = by_entry.remove(&raw.id).unwrap_or_default();
+            let mut postings = Vec::with_capacity(lines.len());
+            let mut account_ids = Vec::with_capacity(lines.len());
+            for line in lines {
+                let currency = Currency::parse(&line.currency)
+                    .map_err(|e| StoreError::Corrupt(format!("entry {}: {e}", raw.id)))?;
+                postings.push(Posting {
+                    account: line.account,
+                    amount: Money::from_minor(line.amount, currency),
+                });
+                account_ids.push(AccountId(line.account_id));
+            }
+            let content_hash = Hash32::from_hex(&raw.content_hash).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "entry {}: content hash is not 64 hex digits",
+                    raw.id
+                ))
+            })?;
+            Ok(StoredEntry {
+                id: EntryId(raw.id),
+                content: EntryContent {
+                    campaign_id: CampaignId(raw.campaign_id),
+                    idempotency_key: raw.idempotency_key,
+                    description: raw.description,
+                    effective_at: raw.effective_at,
+                    postings,
+                    links: Links {
+                        source: raw.source,
+                        event_id: raw.event_id,
+                        donor_id: raw.donor_id,
+                        contribution_id: raw.contribution_id,
+                    },
+                    reverses: raw.reverses_entry_id.map(EntryId),
+                },
+                content_hash,
+                recorded_at: raw.recorded_at,
+                account_ids,
+            })
+        })
+        .collect()
+}
+
+/// A row of `seals` joined with its entry.
+struct RawSeal {
+    sequence: i64,
+    prev_hash: String,
+    hash: String,
+}
+
+fn attach_seals(
+    seals: Vec<RawSeal>,
+    entries: Vec<StoredEntry>,
+) -> Result<Vec<SealedEntry>, StoreError> {
+    seals
+        .into_iter()
+        .zip(entries)
+        .map(|(seal, entry)| {
+            let parse = |text: &str| {
+                Hash32::from_hex(text).ok_or_else(|| {
+                    StoreError::Corrupt(format!("seal #{}: {text:?} is not a hash", seal.sequence))
+                })
+            };
+            Ok(SealedEntry {
+                sequence: seal.sequence,
+                prev_hash: parse(&seal.prev_hash)?,
+                hash: parse(&seal.hash)?,
+                entry,
+            })
+        })
+        .collect()
+}
+
+/// A row of `campaigns`.
+struct RawCampaign {
+    id: i64,
+    slug: String,
+    name: String,
+    rule_pack: String,
+    currency: String,
+    timezone: String,
+    election: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<RawCampaign> for Campaign {
+    type Error = StoreError;
+    fn try_from(raw: RawCampaign) -> Result<Campaign, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("campaign {}: {what}", raw.id));
+        Ok(Campaign {
+            id: CampaignId(raw.id),
+            slug: Slug::parse(raw.slug.clone()).map_err(|e| corrupt(e.to_string()))?,
+            name: raw.name,
+            rule_pack: raw.rule_pack,
+            currency: Currency::parse(&raw.currency).map_err(|e| corrupt(e.to_string()))?,
+            timezone: parse_timezone(&raw.timezone).map_err(|e| corrupt(e.to_string()))?,
+            election: raw.election,
+            created_at: raw.created_at,
+        })
+    }
+}
+
+fn account_balance(
+    name: String,
+    kind: &str,
+    currency: &str,
+    amount: i64,
+) -> Result<AccountBalance, StoreError> {
+    Ok(AccountBalance {
+        kind: AccountKind::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("account {name}: unknown kind {kind:?}")))?,
+        signed: Money::from_minor(
+            amount,
+            Currency::parse(currency)
+                .map_err(|e| StoreError::Corrupt(format!("account {name}: {e}")))?,
+        ),
+        account: name,
+    })
+}
+
+/// Either store. An enum rather than a trait object: two known implementations, static
+/// dispatch, and async methods without boxing.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://obole.db`, `postgres://…`). Does not
+    /// migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::connect(url, options).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect(url, options).await?))
+        } else {
+            Err(StoreError::BadUrl(url.to_owned()))
+        }
+    }
+
+    /// The store's name, for logs and benchmarks.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// Answers when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+
+    /// Creates a campaign with the whole chart of accounts, in one transaction.
+    pub async fn create_campaign(
+        &self,
+        campaign: &NewCampaign,
+        now: DateTime<Utc>,
+    ) -> Result<Campaign, StoreError> {
+        dispatch!(self, s => s.create_campaign(campaign, now).await)
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        dispatch!(self, s => s.campaigns().await)
+    }
+
+    pub async fn campaign(&self, slug: &Slug) -> Result<Option<Campaign>, StoreError> {
+        dispatch!(self, s => s.campaign(slug).await)
+    }
+
+    /// Records a validated entry, idempotently (see the module invariants).
+    pub async fn post(
+        &self,
+        entry: &Entry,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Posted, StoreError> {
+        dispatch!(self, s => s.post(entry, recorded_at).await)
+    }
+
+    pub async fn entry(
+        &self,
+        campaign: CampaignId,
+        id: EntryId,
+    ) -> Result<Option<StoredEntry>, StoreError> {
+        let mut found = dispatch!(self, s => s.entries_by_id(&[id.0]).await)?;
+        Ok(found
+            .pop()
+            .filter(|entry| entry.content.campaign_id == campaign))
+    }
+
+    /// Every account of the campaign with its balance: the sum of its postings effective at
+    /// or before `as_of`.
+    pub async fn balances(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<AccountBalance>, StoreError> {
+        dispatch!(self, s => s.balances(campaign, as_of).await)
+    }
+
+    /// Seals up to `limit` queued entries; returns how many it sealed.
+    pub async fn seal_pending(&self, limit: i64, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        dispatch!(self, s => s.seal_pending(limit, now).await)
+    }
+
+    pub async fn seal_status(&self) -> Result<SealStatus, StoreError> {
+        dispatch!(self, s => s.seal_status().await)
+    }
+
+    /// Sealed entries with sequence above `after`, in order, at most `limit`.
+    pub async fn sealed_entries(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        dispatch!(self, s => s.sealed_entries(after, limit).await)
+    }
+
+    /// Every stored roll-up row: (account, hour, amount).
+    pub async fn rollups(&self) -> Result<Vec<(AccountId, i64, i64)>, StoreError> {
+        dispatch!(self, s => s.rollups().await)
+    }
+}

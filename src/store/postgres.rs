@@ -1,0 +1,485 @@
+//! PostgreSQL: the production store.
+//!
+//! A write is a single statement (a data-modifying CTE inserting the entry, its postings and
+//! its queue row), so a posting costs one round trip and takes no lock any other write waits
+//! on, except a concurrent write of the *same* idempotency key, which waits and then sees the
+//! first one's row. The double-entry check runs at commit (a deferred constraint trigger).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+
+use super::{
+    account_balance, assemble, attach_seals, extend_chain, Posted, RawCampaign, RawEntry,
+    RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+};
+use crate::campaign::{Campaign, NewCampaign};
+use crate::clock::from_unix_micros;
+use crate::ids::{AccountId, CampaignId, EntryId, Slug};
+use crate::ledger::balance::hour_start_micros;
+use crate::ledger::entry::StoredEntry;
+use crate::ledger::seal::{Hash32, Seal, SealedEntry};
+use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Maps constraint violations to our errors by SQLSTATE and constraint name.
+fn refused(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error {
+        let code = db.code().unwrap_or_default();
+        if db.constraint() == Some("entries_reversed_once") {
+            return StoreError::Refused("that entry has already been reversed".into());
+        }
+        // 23503 foreign key, 23514 check, 23P01 exclusion, 23001 restrict.
+        if code.starts_with("23") {
+            return StoreError::Refused(db.message().to_owned());
+        }
+    }
+    StoreError::Database(error)
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
+        let connect =
+            PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+        let unreachable = |reason: String| StoreError::Unreachable {
+            url: redact(url),
+            reason,
+        };
+        // One direct connection first: a pool only reports "timed out", this names the cause
+        // (connection refused, no such database, authentication failed).
+        let probe = tokio::time::timeout(
+            options.acquire_timeout,
+            PgConnection::connect_with(&connect),
+        )
+        .await
+        .map_err(|_| unreachable("no answer within the acquire timeout".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(PgStore { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(MIGRATOR.run(&self.pool).await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn create_campaign(
+        &self,
+        c: &NewCampaign,
+        now: DateTime<Utc>,
+    ) -> Result<Campaign, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (slug) DO NOTHING RETURNING id",
+        )
+        .bind(c.slug.as_str())
+        .bind(&c.name)
+        .bind(&c.rule_pack)
+        .bind(c.currency.code())
+        .bind(c.timezone.name())
+        .bind(&c.election)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = id.ok_or_else(|| StoreError::CampaignExists(c.slug.to_string()))?;
+        let names: Vec<&str> = CHART.iter().map(|a| a.name).collect();
+        let kinds: Vec<&str> = CHART.iter().map(|a| a.kind.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO accounts (campaign_id, name, kind, currency)
+             SELECT $1, name, kind, $4 FROM UNNEST($2::text[], $3::text[]) AS chart(name, kind)",
+        )
+        .bind(id)
+        .bind(&names)
+        .bind(&kinds)
+        .bind(c.currency.code())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Campaign {
+            id: CampaignId(id),
+            slug: c.slug.clone(),
+            name: c.name.clone(),
+            rule_pack: c.rule_pack.clone(),
+            currency: c.currency,
+            timezone: c.timezone,
+            election: c.election.clone(),
+            created_at: now,
+        })
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        let rows = sqlx::query(&format!("{CAMPAIGN_COLUMNS} ORDER BY slug"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| raw_campaign(r)?.try_into()).collect()
+    }
+
+    pub async fn campaign(&self, slug: &Slug) -> Result<Option<Campaign>, StoreError> {
+        let row = sqlx::query(&format!("{CAMPAIGN_COLUMNS} WHERE slug = $1"))
+            .bind(slug.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| raw_campaign(&r)?.try_into()).transpose()
+    }
+
+    pub async fn post(
+        &self,
+        entry: &Entry,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Posted, StoreError> {
+        let content = entry.content();
+        let lines: Vec<i32> = (0..content.postings.len() as i32).collect();
+        let accounts: Vec<&str> = content
+            .postings
+            .iter()
+            .map(|p| p.account.as_str())
+            .collect();
+        let currencies: Vec<&str> = content
+            .postings
+            .iter()
+            .map(|p| p.amount.currency().code())
+            .collect();
+        let amounts: Vec<i64> = content.postings.iter().map(|p| p.amount.minor()).collect();
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "WITH new_entry AS (
+                 INSERT INTO entries (campaign_id, idempotency_key, content_hash, description, effective_at,
+                                      recorded_at, posting_count, reverses_entry_id, source, event_id,
+                                      donor_id, contribution_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (campaign_id, idempotency_key) DO NOTHING
+                 RETURNING id, campaign_id, effective_at
+             ), new_postings AS (
+                 INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
+                 SELECT e.id, l.line, e.campaign_id, a.id, l.currency, l.amount, e.effective_at
+                 FROM new_entry e
+                 CROSS JOIN UNNEST($13::int4[], $14::text[], $15::text[], $16::int8[]) AS l(line, account, currency, amount)
+                 JOIN accounts a ON a.campaign_id = e.campaign_id AND a.name = l.account
+             ), queued AS (
+                 INSERT INTO pending_seal (entry_id) SELECT id FROM new_entry
+             )
+             SELECT id FROM new_entry",
+        )
+        .bind(content.campaign_id.0)
+        .bind(&content.idempotency_key)
+        .bind(entry.content_hash().to_hex())
+        .bind(&content.description)
+        .bind(content.effective_at)
+        .bind(recorded_at)
+        .bind(content.postings.len() as i32)
+        .bind(content.reverses.map(|id| id.0))
+        .bind(&content.links.source)
+        .bind(&content.links.event_id)
+        .bind(content.links.donor_id)
+        .bind(content.links.contribution_id)
+        .bind(&lines)
+        .bind(&accounts)
+        .bind(&currencies)
+        .bind(&amounts)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(refused)?;
+        if let Some(id) = inserted {
+            return Ok(Posted {
+                entry_id: EntryId(id),
+                replayed: false,
+            });
+        }
+        let (existing, hash): (i64, String) = sqlx::query_as(
+            "SELECT id, content_hash FROM entries WHERE campaign_id = $1 AND idempotency_key = $2",
+        )
+        .bind(content.campaign_id.0)
+        .bind(&content.idempotency_key)
+        .fetch_one(&self.pool)
+        .await?;
+        if hash == entry.content_hash().to_hex() {
+            Ok(Posted {
+                entry_id: EntryId(existing),
+                replayed: true,
+            })
+        } else {
+            Err(StoreError::IdempotencyConflict {
+                key: content.idempotency_key.clone(),
+                existing: EntryId(existing),
+            })
+        }
+    }
+
+    pub async fn entries_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEntry>, StoreError> {
+        load_entries(&mut *self.pool.acquire().await?, ids).await
+    }
+
+    pub async fn balances(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<AccountBalance>, StoreError> {
+        let hour = hour_bucket(as_of);
+        let hour_start = from_unix_micros(hour_start_micros(hour))
+            .ok_or_else(|| StoreError::Corrupt("as-of instant out of range".into()))?;
+        let rows = sqlx::query(
+            "SELECT a.name, a.kind, a.currency,
+                    (coalesce((SELECT sum(r.amount) FROM hourly_rollups r
+                               WHERE r.account_id = a.id AND r.hour < $1), 0)
+                   + coalesce((SELECT sum(p.amount) FROM postings p
+                               WHERE p.account_id = a.id AND p.effective_at >= $2 AND p.effective_at <= $3), 0)
+                   + coalesce((SELECT sum(p.amount) FROM pending_seal q JOIN postings p ON p.entry_id = q.entry_id
+                               WHERE p.account_id = a.id AND p.effective_at < $2), 0))::int8 AS balance
+             FROM accounts a WHERE a.campaign_id = $4 ORDER BY a.id",
+        )
+        .bind(hour)
+        .bind(hour_start)
+        .bind(as_of)
+        .bind(campaign.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                account_balance(
+                    r.try_get("name")?,
+                    r.try_get("kind")?,
+                    r.try_get("currency")?,
+                    r.try_get("balance")?,
+                )
+            })
+            .collect()
+    }
+
+    pub async fn seal_pending(&self, limit: i64, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The head's row lock serialises sealers; writers never touch it.
+        let (sequence, hash): (i64, String) =
+            sqlx::query_as("SELECT sequence, hash FROM seal_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        let head = Seal {
+            sequence,
+            hash: Hash32::from_hex(&hash)
+                .ok_or_else(|| StoreError::Corrupt("seal head hash".into()))?,
+        };
+        let queued: Vec<i64> =
+            sqlx::query_scalar("SELECT entry_id FROM pending_seal ORDER BY entry_id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        let entries = load_entries(&mut tx, &queued).await?;
+        let extension = extend_chain(head, &entries)?;
+        let sequences: Vec<i64> = extension.seals.iter().map(|s| s.0).collect();
+        let entry_ids: Vec<i64> = extension.seals.iter().map(|s| s.1 .0).collect();
+        let prevs: Vec<String> = extension.seals.iter().map(|s| s.2.to_hex()).collect();
+        let hashes: Vec<String> = extension.seals.iter().map(|s| s.3.to_hex()).collect();
+        sqlx::query(
+            "INSERT INTO seals (sequence, entry_id, prev_hash, hash, sealed_at)
+             SELECT s, e, p, h, $5 FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[]) AS t(s, e, p, h)",
+        )
+        .bind(&sequences)
+        .bind(&entry_ids)
+        .bind(&prevs)
+        .bind(&hashes)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pending_seal WHERE entry_id = ANY($1)")
+            .bind(&entry_ids)
+            .execute(&mut *tx)
+            .await?;
+        let rollup_accounts: Vec<i64> = extension.rollups.keys().map(|(a, _)| a.0).collect();
+        let rollup_hours: Vec<i64> = extension.rollups.keys().map(|(_, h)| *h).collect();
+        let rollup_amounts: Vec<i64> = extension.rollups.values().copied().collect();
+        sqlx::query(
+            "INSERT INTO hourly_rollups (account_id, hour, amount)
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[])
+             ON CONFLICT (account_id, hour) DO UPDATE SET amount = hourly_rollups.amount + EXCLUDED.amount",
+        )
+        .bind(&rollup_accounts)
+        .bind(&rollup_hours)
+        .bind(&rollup_amounts)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(head) = extension.head {
+            sqlx::query("UPDATE seal_head SET sequence = $1, hash = $2 WHERE id = 1")
+                .bind(head.sequence)
+                .bind(head.hash.to_hex())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(extension.seals.len())
+    }
+
+    pub async fn seal_status(&self) -> Result<SealStatus, StoreError> {
+        let row = sqlx::query(
+            "SELECT h.sequence, h.hash, (SELECT count(*) FROM pending_seal) AS unsealed FROM seal_head h WHERE h.id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let hash: String = row.try_get("hash")?;
+        Ok(SealStatus {
+            head: Seal {
+                sequence: row.try_get("sequence")?,
+                hash: Hash32::from_hex(&hash)
+                    .ok_or_else(|| StoreError::Corrupt("seal head hash".into()))?,
+            },
+            unsealed: row.try_get("unsealed")?,
+        })
+    }
+
+    pub async fn sealed_entries(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT sequence, entry_id, prev_hash, hash FROM seals WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut seals = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ids.push(row.try_get::<i64, _>("entry_id")?);
+            seals.push(RawSeal {
+                sequence: row.try_get("sequence")?,
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            });
+        }
+        let mut entries = load_entries(&mut conn, &ids).await?;
+        let position: std::collections::HashMap<i64, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        entries.sort_by_key(|e| position.get(&e.id.0).copied());
+        if entries.len() != seals.len() {
+            return Err(StoreError::Corrupt(
+                "a sealed entry is missing from the journal".into(),
+            ));
+        }
+        attach_seals(seals, entries)
+    }
+
+    pub async fn rollups(&self) -> Result<Vec<(AccountId, i64, i64)>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT account_id, hour, amount FROM hourly_rollups ORDER BY account_id, hour",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(a, h, m)| (AccountId(a), h, m))
+            .collect())
+    }
+}
+
+/// Drops a password from a URL before it goes into an error message.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}://{}@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+const CAMPAIGN_COLUMNS: &str =
+    "SELECT id, slug, name, rule_pack, currency, timezone, election, created_at FROM campaigns";
+
+fn raw_campaign(row: &PgRow) -> Result<RawCampaign, StoreError> {
+    Ok(RawCampaign {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        rule_pack: row.try_get("rule_pack")?,
+        currency: row.try_get("currency")?,
+        timezone: row.try_get("timezone")?,
+        election: row.try_get("election")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Loads entries with their postings, in id order.
+async fn load_entries(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> Result<Vec<StoredEntry>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entry_rows = sqlx::query(
+        "SELECT id, campaign_id, idempotency_key, content_hash, description, effective_at, recorded_at,
+                reverses_entry_id, source, event_id, donor_id, contribution_id
+         FROM entries WHERE id = ANY($1) ORDER BY id",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let posting_rows = sqlx::query(
+        "SELECT p.entry_id, p.account_id, a.name, p.currency, p.amount
+         FROM postings p JOIN accounts a ON a.id = p.account_id
+         WHERE p.entry_id = ANY($1) ORDER BY p.entry_id, p.line",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let entries = entry_rows
+        .iter()
+        .map(|r| {
+            Ok(RawEntry {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                idempotency_key: r.try_get("idempotency_key")?,
+                content_hash: r.try_get("content_hash")?,
+                description: r.try_get("description")?,
+                effective_at: r.try_get("effective_at")?,
+                recorded_at: r.try_get("recorded_at")?,
+                reverses_entry_id: r.try_get("reverses_entry_id")?,
+                source: r.try_get("source")?,
+                event_id: r.try_get("event_id")?,
+                donor_id: r.try_get("donor_id")?,
+                contribution_id: r.try_get("contribution_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let postings = posting_rows
+        .iter()
+        .map(|r| {
+            Ok(RawPosting {
+                entry_id: r.try_get("entry_id")?,
+                account_id: r.try_get("account_id")?,
+                account: r.try_get("name")?,
+                currency: r.try_get("currency")?,
+                amount: r.try_get("amount")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    assemble(entries, postings)
+}

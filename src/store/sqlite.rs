@@ -1,0 +1,489 @@
+//! SQLite: one file in WAL mode, one writer connection, a pool of readers.
+//!
+//! SQLite allows one writer at a time; giving writes a single connection queues them in
+//! the pool instead of failing with SQLITE_BUSY, while WAL lets readers proceed during a
+//! write. `synchronous = FULL`: a committed entry survives a power cut, not just a crash.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::{
+    account_balance, assemble, attach_seals, extend_chain, Posted, RawCampaign, RawEntry,
+    RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+};
+use crate::campaign::{Campaign, NewCampaign};
+use crate::clock::{from_unix_micros, unix_micros};
+use crate::ids::{AccountId, CampaignId, EntryId, Slug};
+use crate::ledger::balance::hour_start_micros;
+use crate::ledger::entry::StoredEntry;
+use crate::ledger::seal::{Hash32, Seal, SealedEntry};
+use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn time(micros: i64) -> Result<DateTime<Utc>, StoreError> {
+    from_unix_micros(micros)
+        .ok_or_else(|| StoreError::Corrupt(format!("instant {micros} out of range")))
+}
+
+/// Maps SQLite's constraint messages (it has no constraint names) to our errors.
+fn refused(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) => {
+            let message = db.message();
+            if message.contains("entries.reverses_entry_id") {
+                StoreError::Refused("that entry has already been reversed".into())
+            } else if message.contains("FOREIGN KEY") {
+                StoreError::Refused(format!(
+                    "{message}: an account or reversed entry of another campaign"
+                ))
+            } else if message.contains("unbalanced")
+                || message.contains("CHECK")
+                || message.contains("append-only")
+            {
+                StoreError::Refused(message.to_owned())
+            } else {
+                StoreError::Database(error)
+            }
+        }
+        _ => StoreError::Database(error),
+    }
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<SqliteStore, StoreError> {
+        let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        };
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::BadUrl(url.to_owned()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.acquire_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await
+            .map_err(unreachable)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.pool_size.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(unreachable)?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(MIGRATOR.run(&self.writer).await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    pub async fn create_campaign(
+        &self,
+        c: &NewCampaign,
+        now: DateTime<Utc>,
+    ) -> Result<Campaign, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (slug) DO NOTHING RETURNING id",
+        )
+        .bind(c.slug.as_str())
+        .bind(&c.name)
+        .bind(&c.rule_pack)
+        .bind(c.currency.code())
+        .bind(c.timezone.name())
+        .bind(&c.election)
+        .bind(unix_micros(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = id.ok_or_else(|| StoreError::CampaignExists(c.slug.to_string()))?;
+        for account in CHART {
+            sqlx::query(
+                "INSERT INTO accounts (campaign_id, name, kind, currency) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(id)
+            .bind(account.name)
+            .bind(account.kind.as_str())
+            .bind(c.currency.code())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Campaign {
+            id: CampaignId(id),
+            slug: c.slug.clone(),
+            name: c.name.clone(),
+            rule_pack: c.rule_pack.clone(),
+            currency: c.currency,
+            timezone: c.timezone,
+            election: c.election.clone(),
+            created_at: now,
+        })
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        let rows = sqlx::query(&format!("{CAMPAIGN_COLUMNS} ORDER BY slug"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(|r| raw_campaign(r)?.try_into()).collect()
+    }
+
+    pub async fn campaign(&self, slug: &Slug) -> Result<Option<Campaign>, StoreError> {
+        let row = sqlx::query(&format!("{CAMPAIGN_COLUMNS} WHERE slug = ?1"))
+            .bind(slug.as_str())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| raw_campaign(&r)?.try_into()).transpose()
+    }
+
+    pub async fn post(
+        &self,
+        entry: &Entry,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Posted, StoreError> {
+        let content = entry.content();
+        let effective_at = unix_micros(content.effective_at);
+        let mut tx = self.writer.begin().await?;
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO entries (campaign_id, idempotency_key, content_hash, description, effective_at,
+                                  recorded_at, posting_count, reverses_entry_id, source, event_id,
+                                  donor_id, contribution_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (campaign_id, idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(content.campaign_id.0)
+        .bind(&content.idempotency_key)
+        .bind(entry.content_hash().to_hex())
+        .bind(&content.description)
+        .bind(effective_at)
+        .bind(unix_micros(recorded_at))
+        .bind(content.postings.len() as i64)
+        .bind(content.reverses.map(|id| id.0))
+        .bind(&content.links.source)
+        .bind(&content.links.event_id)
+        .bind(content.links.donor_id)
+        .bind(content.links.contribution_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(refused)?;
+        let Some(entry_id) = inserted else {
+            let (existing, hash): (i64, String) = sqlx::query_as(
+                "SELECT id, content_hash FROM entries WHERE campaign_id = ?1 AND idempotency_key = ?2",
+            )
+            .bind(content.campaign_id.0)
+            .bind(&content.idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            return replay_or_conflict(entry, EntryId(existing), &hash);
+        };
+        for (line, posting) in content.postings.iter().enumerate() {
+            let written = sqlx::query(
+                "INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
+                 SELECT ?1, ?2, ?3, a.id, ?4, ?5, ?6 FROM accounts a WHERE a.campaign_id = ?3 AND a.name = ?7",
+            )
+            .bind(entry_id)
+            .bind(line as i64)
+            .bind(content.campaign_id.0)
+            .bind(posting.amount.currency().code())
+            .bind(posting.amount.minor())
+            .bind(effective_at)
+            .bind(&posting.account)
+            .execute(&mut *tx)
+            .await
+            .map_err(refused)?;
+            if written.rows_affected() != 1 {
+                return Err(StoreError::NoSuchAccount(posting.account.clone()));
+            }
+        }
+        sqlx::query("INSERT INTO pending_seal (entry_id) VALUES (?1)")
+            .bind(entry_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(refused)?;
+        tx.commit().await?;
+        Ok(Posted {
+            entry_id: EntryId(entry_id),
+            replayed: false,
+        })
+    }
+
+    pub async fn entries_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEntry>, StoreError> {
+        load_entries(&mut *self.reader.acquire().await?, ids).await
+    }
+
+    pub async fn balances(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<AccountBalance>, StoreError> {
+        let hour = hour_bucket(as_of);
+        let rows = sqlx::query(
+            "SELECT a.name, a.kind, a.currency,
+                    coalesce((SELECT sum(r.amount) FROM hourly_rollups r
+                              WHERE r.account_id = a.id AND r.hour < ?1), 0)
+                  + coalesce((SELECT sum(p.amount) FROM postings p
+                              WHERE p.account_id = a.id AND p.effective_at >= ?2 AND p.effective_at <= ?3), 0)
+                  + coalesce((SELECT sum(p.amount) FROM pending_seal q JOIN postings p ON p.entry_id = q.entry_id
+                              WHERE p.account_id = a.id AND p.effective_at < ?2), 0) AS balance
+             FROM accounts a WHERE a.campaign_id = ?4 ORDER BY a.id",
+        )
+        .bind(hour)
+        .bind(hour_start_micros(hour))
+        .bind(unix_micros(as_of))
+        .bind(campaign.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                account_balance(
+                    r.try_get("name")?,
+                    r.try_get("kind")?,
+                    r.try_get("currency")?,
+                    r.try_get("balance")?,
+                )
+            })
+            .collect()
+    }
+
+    pub async fn seal_pending(&self, limit: i64, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let (sequence, hash): (i64, String) =
+            sqlx::query_as("SELECT sequence, hash FROM seal_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        let head = Seal {
+            sequence,
+            hash: Hash32::from_hex(&hash)
+                .ok_or_else(|| StoreError::Corrupt("seal head hash".into()))?,
+        };
+        let queued: Vec<i64> =
+            sqlx::query_scalar("SELECT entry_id FROM pending_seal ORDER BY entry_id LIMIT ?1")
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        let entries = load_entries(&mut tx, &queued).await?;
+        let extension = extend_chain(head, &entries)?;
+        for (sequence, entry_id, prev, hash) in &extension.seals {
+            sqlx::query("INSERT INTO seals (sequence, entry_id, prev_hash, hash, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .bind(sequence)
+                .bind(entry_id.0)
+                .bind(prev.to_hex())
+                .bind(hash.to_hex())
+                .bind(unix_micros(now))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM pending_seal WHERE entry_id = ?1")
+                .bind(entry_id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for ((account, hour), amount) in &extension.rollups {
+            sqlx::query(
+                "INSERT INTO hourly_rollups (account_id, hour, amount) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account_id, hour) DO UPDATE SET amount = amount + excluded.amount",
+            )
+            .bind(account.0)
+            .bind(hour)
+            .bind(amount)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(head) = extension.head {
+            sqlx::query("UPDATE seal_head SET sequence = ?1, hash = ?2 WHERE id = 1")
+                .bind(head.sequence)
+                .bind(head.hash.to_hex())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(extension.seals.len())
+    }
+
+    pub async fn seal_status(&self) -> Result<SealStatus, StoreError> {
+        let row = sqlx::query(
+            "SELECT h.sequence, h.hash, (SELECT count(*) FROM pending_seal) AS unsealed FROM seal_head h WHERE h.id = 1",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let hash: String = row.try_get("hash")?;
+        Ok(SealStatus {
+            head: Seal {
+                sequence: row.try_get("sequence")?,
+                hash: Hash32::from_hex(&hash)
+                    .ok_or_else(|| StoreError::Corrupt("seal head hash".into()))?,
+            },
+            unsealed: row.try_get("unsealed")?,
+        })
+    }
+
+    pub async fn sealed_entries(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sequence, entry_id, prev_hash, hash FROM seals WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut seals = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ids.push(row.try_get::<i64, _>("entry_id")?);
+            seals.push(RawSeal {
+                sequence: row.try_get("sequence")?,
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            });
+        }
+        let mut entries = load_entries(&mut *self.reader.acquire().await?, &ids).await?;
+        // `load_entries` returns id order; put them back in seal order.
+        let position: std::collections::HashMap<i64, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        entries.sort_by_key(|e| position.get(&e.id.0).copied());
+        if entries.len() != seals.len() {
+            return Err(StoreError::Corrupt(
+                "a sealed entry is missing from the journal".into(),
+            ));
+        }
+        attach_seals(seals, entries)
+    }
+
+    pub async fn rollups(&self) -> Result<Vec<(AccountId, i64, i64)>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT account_id, hour, amount FROM hourly_rollups ORDER BY account_id, hour",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(a, h, m)| (AccountId(a), h, m))
+            .collect())
+    }
+}
+
+const CAMPAIGN_COLUMNS: &str =
+    "SELECT id, slug, name, rule_pack, currency, timezone, election, created_at FROM campaigns";
+
+fn raw_campaign(row: &SqliteRow) -> Result<RawCampaign, StoreError> {
+    Ok(RawCampaign {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        rule_pack: row.try_get("rule_pack")?,
+        currency: row.try_get("currency")?,
+        timezone: row.try_get("timezone")?,
+        election: row.try_get("election")?,
+        created_at: time(row.try_get("created_at")?)?,
+    })
+}
+
+fn replay_or_conflict(
+    entry: &Entry,
+    existing: EntryId,
+    stored_hash: &str,
+) -> Result<Posted, StoreError> {
+    if stored_hash == entry.content_hash().to_hex() {
+        Ok(Posted {
+            entry_id: existing,
+            replayed: true,
+        })
+    } else {
+        Err(StoreError::IdempotencyConflict {
+            key: entry.content().idempotency_key.clone(),
+            existing,
+        })
+    }
+}
+
+/// Loads entries with their postings, in id order. `ids` is bound as a JSON array so the
+/// statement text does not depend on how many there are.
+async fn load_entries(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+) -> Result<Vec<StoredEntry>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids_json = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let entry_rows = sqlx::query(
+        "SELECT id, campaign_id, idempotency_key, content_hash, description, effective_at, recorded_at,
+                reverses_entry_id, source, event_id, donor_id, contribution_id
+         FROM entries WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+    )
+    .bind(&ids_json)
+    .fetch_all(&mut *conn)
+    .await?;
+    let posting_rows = sqlx::query(
+        "SELECT p.entry_id, p.account_id, a.name, p.currency, p.amount
+         FROM postings p JOIN accounts a ON a.id = p.account_id
+         WHERE p.entry_id IN (SELECT value FROM json_each(?1)) ORDER BY p.entry_id, p.line",
+    )
+    .bind(&ids_json)
+    .fetch_all(&mut *conn)
+    .await?;
+    let entries = entry_rows
+        .iter()
+        .map(|r| {
+            Ok(RawEntry {
+                id: r.try_get("id")?,
+                campaign_id: r.try_get("campaign_id")?,
+                idempotency_key: r.try_get("idempotency_key")?,
+                content_hash: r.try_get("content_hash")?,
+                description: r.try_get("description")?,
+                effective_at: time(r.try_get("effective_at")?)?,
+                recorded_at: time(r.try_get("recorded_at")?)?,
+                reverses_entry_id: r.try_get("reverses_entry_id")?,
+                source: r.try_get("source")?,
+                event_id: r.try_get("event_id")?,
+                donor_id: r.try_get("donor_id")?,
+                contribution_id: r.try_get("contribution_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let postings = posting_rows
+        .iter()
+        .map(|r| {
+            Ok(RawPosting {
+                entry_id: r.try_get("entry_id")?,
+                account_id: r.try_get("account_id")?,
+                account: r.try_get("name")?,
+                currency: r.try_get("currency")?,
+                amount: r.try_get("amount")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    assemble(entries, postings)
+}
