@@ -3,7 +3,7 @@
 //! Read-only. Entries not yet sealed are counted, not judged: the chain cannot vouch for
 //! them until the sealer reaches them.
 
-use crate::ledger::seal::{AuditSummary, ChainAudit, ChainBreak};
+use crate::ledger::seal::{AuditSummary, ChainAudit, ChainBreak, Seal};
 use crate::store::{Store, StoreError};
 
 /// Sealed entries read per query.
@@ -32,9 +32,11 @@ pub struct Verified {
 /// How many times verify starts over when the sealer moved the chain while it read.
 const ATTEMPTS_MAX: usize = 5;
 
-pub async fn verify(store: &Store) -> Result<Verified, VerifyError> {
+/// Verifies the whole journal; `checkpoints` are seals printed earlier (on reports) that the
+/// chain must still contain.
+pub async fn verify(store: &Store, checkpoints: &[Seal]) -> Result<Verified, VerifyError> {
     for _ in 0..ATTEMPTS_MAX {
-        if let Some(verified) = verify_once(store).await? {
+        if let Some(verified) = verify_once(store, checkpoints).await? {
             return Ok(verified);
         }
     }
@@ -43,9 +45,9 @@ pub async fn verify(store: &Store) -> Result<Verified, VerifyError> {
 
 /// One pass; `None` when the head moved during the pass (the roll-ups read at the end then
 /// include seals this pass did not check, so it cannot conclude).
-async fn verify_once(store: &Store) -> Result<Option<Verified>, VerifyError> {
+async fn verify_once(store: &Store, checkpoints: &[Seal]) -> Result<Option<Verified>, VerifyError> {
     let status = store.seal_status().await?;
-    let mut audit = ChainAudit::new();
+    let mut audit = ChainAudit::with_checkpoints(checkpoints.iter().copied());
     let mut after = 0;
     while after < status.head.sequence {
         let page = store

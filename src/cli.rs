@@ -19,6 +19,7 @@ use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{parse_as_of, Clock, SystemClock};
 use crate::http::Limits;
 use crate::ids::Slug;
+use crate::ledger::seal::{Hash32, Seal};
 use crate::sealer;
 use crate::store::{Store, StoreOptions};
 use crate::telemetry::LogFormat;
@@ -55,7 +56,7 @@ pub enum Command {
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Recompute every seal link and every balance; exit 3 naming the first break.
-    Verify(FormatArg),
+    Verify(VerifyArgs),
     /// Seal every queued entry now (the server does this continuously).
     Seal,
     /// Campaigns: create one, list them.
@@ -126,6 +127,28 @@ pub struct BalanceArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A seal printed on a report, as SEQUENCE:HASH; the chain must still contain it.
+    /// Repeat for several reports.
+    #[arg(long = "seal", value_parser = parse_seal)]
+    pub seals: Vec<Seal>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+fn parse_seal(text: &str) -> Result<Seal, String> {
+    let (sequence, hash) = text
+        .split_once(':')
+        .ok_or("expected SEQUENCE:HASH, e.g. 42:9f86d0…")?;
+    Ok(Seal {
+        sequence: sequence
+            .parse()
+            .map_err(|_| format!("{sequence:?} is not a sequence number"))?,
+        hash: Hash32::from_hex(hash).ok_or_else(|| format!("{hash:?} is not 64 hex digits"))?,
+    })
+}
+
+#[derive(Debug, Args)]
 pub struct FormatArg {
     /// Output as a table for people or JSON for programs.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -191,7 +214,7 @@ async fn command(command: Command, store: &Store, clock: &dyn Clock) -> anyhow::
                 status.head.sequence, status.head.hash
             );
         }
-        Command::Verify(FormatArg { format }) => return verify(store, format).await,
+        Command::Verify(args) => return verify(store, &args.seals, args.format.format).await,
         Command::Campaign(CampaignCommand::Create {
             slug,
             name,
@@ -311,8 +334,8 @@ async fn balance(store: &Store, clock: &dyn Clock, args: BalanceArgs) -> anyhow:
     Ok(())
 }
 
-async fn verify(store: &Store, format: Format) -> anyhow::Result<ExitCode> {
-    match audit::verify(store).await {
+async fn verify(store: &Store, checkpoints: &[Seal], format: Format) -> anyhow::Result<ExitCode> {
+    match audit::verify(store, checkpoints).await {
         Ok(verified) => {
             match format {
                 Format::Json => println!(

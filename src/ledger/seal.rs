@@ -123,6 +123,14 @@ pub enum ChainBreak {
     },
     #[error("all balances in {currency} sum to {sum} minor units instead of 0")]
     Imbalance { currency: Currency, sum: i128 },
+    #[error(
+        "seal #{sequence} should be {expected} (as printed on a report) but the chain has {found}"
+    )]
+    Checkpoint {
+        sequence: i64,
+        expected: Hash32,
+        found: String,
+    },
 }
 
 /// What a passing audit establishes.
@@ -136,6 +144,8 @@ pub struct AuditSummary {
 /// Walks the chain in sequence order, re-deriving every hash and balance.
 #[derive(Debug, Default)]
 pub struct ChainAudit {
+    /// Seals known from outside (printed on reports) that the chain must contain.
+    checkpoints: BTreeMap<i64, Hash32>,
     last: Option<Seal>,
     postings: i64,
     rollups: BTreeMap<(AccountId, i64), i64>,
@@ -145,6 +155,18 @@ pub struct ChainAudit {
 impl ChainAudit {
     pub fn new() -> ChainAudit {
         ChainAudit::default()
+    }
+
+    /// An audit that also requires the chain to pass through each of `checkpoints`: a chain
+    /// rewritten from some point on is self-consistent, but not with seals printed before.
+    pub fn with_checkpoints(checkpoints: impl IntoIterator<Item = Seal>) -> ChainAudit {
+        ChainAudit {
+            checkpoints: checkpoints
+                .into_iter()
+                .map(|s| (s.sequence, s.hash))
+                .collect(),
+            ..ChainAudit::default()
+        }
     }
 
     /// Checks the next link. Links must be fed in sequence order.
@@ -206,6 +228,15 @@ impl ChainAudit {
             *self.totals.entry(posting.amount.currency()).or_default() += i128::from(minor);
             self.postings += 1;
         }
+        if let Some(expected) = self.checkpoints.remove(&link.sequence) {
+            if expected != link.hash {
+                return Err(ChainBreak::Checkpoint {
+                    sequence: link.sequence,
+                    expected,
+                    found: link.hash.to_hex(),
+                });
+            }
+        }
         self.last = Some(Seal {
             sequence: link.sequence,
             hash: link.hash,
@@ -221,6 +252,13 @@ impl ChainAudit {
         stored_rollups: impl IntoIterator<Item = (AccountId, i64, i64)>,
     ) -> Result<AuditSummary, ChainBreak> {
         let chain_head = self.last;
+        if let Some((&sequence, &expected)) = self.checkpoints.iter().next() {
+            return Err(ChainBreak::Checkpoint {
+                sequence,
+                expected,
+                found: "no such seal".into(),
+            });
+        }
         if recorded_head != chain_head {
             let blank = Seal {
                 sequence: 0,

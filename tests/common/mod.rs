@@ -1,0 +1,202 @@
+//! Test support: a fresh database per test on each store, and `on_both_stores!`, which
+//! turns one scenario into a `sqlite::name` and a `postgres::name` test.
+//!
+//! PostgreSQL tests need `OBOLE_TEST_POSTGRES_URL` (an admin URL such as
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each test creates its own database there.
+//! Without it they are skipped with a notice, unless `OBOLE_REQUIRE_POSTGRES=1`, which
+//! makes a missing or unreachable server a failure (CI sets it).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use obole::campaign::{Campaign, NewCampaign};
+use obole::clock::ManualClock;
+use obole::store::{Store, StoreOptions};
+use sqlx::{Connection, Executor};
+
+pub struct TestDb {
+    pub url: String,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    /// Keeps the SQLite file's directory alive for the test's duration.
+    _dir: Option<tempfile::TempDir>,
+    /// (admin URL, database name) of a PostgreSQL test database, dropped at `finish`.
+    pg: Option<(String, String)>,
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2027-03-01T09:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path: PathBuf = dir.path().join("obole.db");
+        let url = format!("sqlite://{}", path.display());
+        TestDb::open(url, Some(dir), None).await
+    }
+
+    /// `None` when no PostgreSQL is configured and none is required.
+    pub async fn postgres() -> Option<TestDb> {
+        let required = std::env::var("OBOLE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let Ok(admin) = std::env::var("OBOLE_TEST_POSTGRES_URL") else {
+            assert!(
+                !required,
+                "OBOLE_REQUIRE_POSTGRES=1 but OBOLE_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipped: set OBOLE_TEST_POSTGRES_URL to run the PostgreSQL tests");
+            return None;
+        };
+        let name = format!(
+            "obole_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            Utc::now().timestamp_subsec_micros()
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let url = database_url(&admin, &name);
+        Some(TestDb::open(url, None, Some((admin, name))).await)
+    }
+
+    async fn open(
+        url: String,
+        dir: Option<tempfile::TempDir>,
+        pg: Option<(String, String)>,
+    ) -> TestDb {
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        TestDb {
+            url,
+            store,
+            clock: Arc::new(ManualClock::new(start_time())),
+            _dir: dir,
+            pg,
+        }
+    }
+
+    pub async fn campaign(&self, slug: &str) -> Campaign {
+        let new = NewCampaign::parse(
+            slug,
+            "Test campaign",
+            "fr-candidate",
+            "EUR",
+            "Europe/Paris",
+            Some("test-2027"),
+        )
+        .unwrap();
+        self.store
+            .create_campaign(&new, start_time())
+            .await
+            .unwrap()
+    }
+
+    /// Runs SQL against the database directly, as an operator (or an attacker) would.
+    pub async fn raw_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        if self.pg.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+            conn.execute(sql).await?;
+            conn.close().await
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await?;
+            conn.execute(sql).await?;
+            conn.close().await
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// Runs the `obole` binary against this database.
+    pub fn obole(&self, args: &[&str]) -> Output {
+        obole_with_url(&self.url, args)
+    }
+
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let Some((admin, name)) = self.pg {
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+pub fn obole_with_url(url: &str, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obole"))
+        .args(args)
+        .env("OBOLE_DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Replaces the database name (the path) of a PostgreSQL URL, keeping any query string.
+fn database_url(admin: &str, name: &str) -> String {
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_end..]
+        .find('/')
+        .map_or(base.len(), |i| authority_end + i);
+    let mut url = format!("{}/{}", &base[..path_start], name);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// Declares scenarios `async fn name(db: &TestDb)` as tests on both stores.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::common::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::common::TestDb::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
