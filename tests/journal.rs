@@ -11,8 +11,8 @@ use common::{start_time, TestDb};
 use obole::campaign::Campaign;
 use obole::clock::{end_of_day, parse_as_of};
 use obole::ids::IdempotencyKey;
-use obole::journal::{self, JournalError};
-use obole::ledger::{EntryDraft, EntryError};
+use obole::journal::{self, Journal, JournalError, JournalOptions};
+use obole::ledger::{Entry, EntryDraft, EntryError};
 use obole::money::{Currency, Money};
 use obole::sealer::seal_all;
 use obole::store::StoreError;
@@ -29,6 +29,8 @@ on_both_stores!(
     balances_agree_before_and_after_sealing,
     concurrent_writers_post_each_key_once,
     concurrent_conflicting_writers_leave_one_winner,
+    a_batch_answers_each_entry_on_its_own,
+    the_write_combiner_keeps_every_write_idempotent,
 );
 
 fn eur(minor: i64) -> Money {
@@ -549,4 +551,172 @@ async fn concurrent_conflicting_writers_leave_one_winner(db: &TestDb) {
     }
     assert_eq!(winners, 1);
     assert_eq!(entry_count(db).await, 1);
+}
+
+async fn a_batch_answers_each_entry_on_its_own(db: &TestDb) {
+    let c = db.campaign("batch").await;
+    let first = journal::record(
+        &db.store,
+        db.clock.as_ref(),
+        &c,
+        gift("old", 700, 7, start_time()),
+    )
+    .await
+    .unwrap();
+    journal::reverse(
+        &db.store,
+        db.clock.as_ref(),
+        &c,
+        first.entry_id,
+        key("undo-old"),
+        start_time(),
+        "test",
+    )
+    .await
+    .unwrap();
+    let entry = |draft| Entry::new(&c, draft).unwrap();
+    let a = entry(gift("a", 1000, 10, start_time()));
+    let a_other = entry(gift("a", 1001, 10, start_time()));
+    let b = entry(gift("b", 2000, 20, start_time()));
+    let old_again = entry(gift("old", 700, 7, start_time()));
+    let reversed_twice = entry(
+        db.store
+            .entry(c.id, first.entry_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .reversal(key("undo-old-2"), start_time(), "again")
+            .unwrap(),
+    );
+    let results = db
+        .store
+        .post_batch(
+            &[&a, &b, &a_other, &a, &old_again, &reversed_twice],
+            start_time(),
+        )
+        .await
+        .unwrap();
+    let a_id = results[0].as_ref().unwrap().entry_id;
+    assert!(!results[0].as_ref().unwrap().replayed);
+    assert!(!results[1].as_ref().unwrap().replayed);
+    assert!(
+        matches!(results[2], Err(StoreError::IdempotencyConflict { existing, .. }) if existing == a_id),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(
+        results[3].as_ref().unwrap(),
+        &obole::store::Posted {
+            entry_id: a_id,
+            replayed: true
+        }
+    );
+    assert_eq!(
+        results[4].as_ref().unwrap(),
+        &obole::store::Posted {
+            entry_id: first.entry_id,
+            replayed: true
+        }
+    );
+    assert!(
+        matches!(&results[5], Err(StoreError::Refused(m)) if m.contains("already been reversed")),
+        "{:?}",
+        results[5]
+    );
+    assert_eq!(entry_count(db).await, 4);
+}
+
+async fn the_write_combiner_keeps_every_write_idempotent(db: &TestDb) {
+    // Many callers through one Journal: overlapping keys, conflicting content, and a
+    // reversal of another campaign's entry, which fails a whole PostgreSQL statement and
+    // must fail alone.
+    let c = db.campaign("combined").await;
+    let other = db.campaign("foreign").await;
+    let foreign = journal::record(
+        &db.store,
+        db.clock.as_ref(),
+        &other,
+        gift("f", 100, 1, start_time()),
+    )
+    .await
+    .unwrap();
+    let journal = Journal::start(
+        db.store.clone(),
+        db.clock.clone(),
+        JournalOptions {
+            flushers: 3,
+            batch_max: 32,
+        },
+    );
+    let mut handles = Vec::new();
+    for task in 0..48_i64 {
+        let (journal, c) = (journal.clone(), c.clone());
+        handles.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for i in 0..20_i64 {
+                let k = (task * 20 + i) % 300;
+                // Every 7th task writes other content under the same keys: conflicts.
+                let gross = if task % 7 == 6 { 9_999 } else { 100 + k };
+                outcomes.push((
+                    k,
+                    gross,
+                    journal
+                        .record(&c, gift(&format!("k{k}"), gross, 3, start_time()))
+                        .await,
+                ));
+            }
+            outcomes
+        }));
+    }
+    let sneaky = {
+        let (journal, c) = (journal.clone(), c.clone());
+        let draft = db
+            .store
+            .entry(other.id, foreign.entry_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .reversal(key("sneaky"), start_time(), "x")
+            .unwrap();
+        tokio::spawn(async move { journal.record(&c, draft).await })
+    };
+    let mut winners: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.extend(handle.await.unwrap());
+    }
+    for (k, gross, outcome) in &outcomes {
+        if let Ok(posted) = outcome {
+            if !posted.replayed {
+                assert!(
+                    winners.insert(*k, *gross).is_none(),
+                    "key {k} written twice"
+                );
+            }
+        }
+    }
+    for (k, gross, outcome) in &outcomes {
+        match outcome {
+            Ok(_) => assert_eq!(
+                winners[k], *gross,
+                "key {k}: a replay must carry the winner's content"
+            ),
+            Err(JournalError::Store(StoreError::IdempotencyConflict { .. })) => {
+                assert_ne!(winners[k], *gross)
+            }
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 300);
+    assert!(
+        sneaky.await.unwrap().is_err(),
+        "a reversal of another campaign's entry must be refused"
+    );
+    assert_eq!(entry_count(db).await, 300 + 1);
+    assert_eq!(
+        balance_of(db, &c, "income:donations", start_time()).await,
+        -winners.values().sum::<i64>()
+    );
+    seal_all(&db.store, db.clock.as_ref()).await.unwrap();
+    obole::audit::verify(&db.store, &[]).await.unwrap();
 }

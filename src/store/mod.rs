@@ -87,6 +87,33 @@ pub struct Posted {
     pub replayed: bool,
 }
 
+/// The identity of a write: its campaign and idempotency key.
+fn batch_key(entry: &Entry) -> (i64, String) {
+    (
+        entry.content().campaign_id.0,
+        entry.content().idempotency_key.clone(),
+    )
+}
+
+/// Why an entry the database skipped was skipped: its key holds the same content (a replay)
+/// or other content (a conflict); with no such key, the entry reverses one already reversed,
+/// the only other uniqueness rule an insert can meet.
+fn resolve_skipped(entry: &Entry, existing: Option<&(i64, String)>) -> Result<Posted, StoreError> {
+    match existing {
+        Some((id, hash)) if *hash == entry.content_hash().to_hex() => Ok(Posted {
+            entry_id: EntryId(*id),
+            replayed: true,
+        }),
+        Some((id, _)) => Err(StoreError::IdempotencyConflict {
+            key: entry.content().idempotency_key.clone(),
+            existing: EntryId(*id),
+        }),
+        None => Err(StoreError::Refused(
+            "that entry has already been reversed".into(),
+        )),
+    }
+}
+
 /// Where the chain stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SealStatus {
@@ -376,7 +403,80 @@ impl Store {
         entry: &Entry,
         recorded_at: DateTime<Utc>,
     ) -> Result<Posted, StoreError> {
-        dispatch!(self, s => s.post(entry, recorded_at).await)
+        let mut results = self.post_batch(&[entry], recorded_at).await?;
+        results.pop().unwrap_or_else(|| {
+            Err(StoreError::Corrupt(
+                "a batch of one returned nothing".into(),
+            ))
+        })
+    }
+
+    /// Records several entries in as few transactions as possible, with one result per
+    /// entry, in order: each is idempotent on its own key and none fails because of another.
+    ///
+    /// Entries are written in (campaign, key) order, a lock order every batch shares, so two
+    /// batches touching the same keys wait for each other but cannot deadlock. A key repeated
+    /// within the batch is written after its first occurrence, as a replay or a conflict.
+    pub async fn post_batch(
+        &self,
+        entries: &[&Entry],
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<Result<Posted, StoreError>>, StoreError> {
+        let mut results: Vec<Option<Result<Posted, StoreError>>> =
+            entries.iter().map(|_| None).collect();
+        let mut remaining: Vec<usize> = (0..entries.len()).collect();
+        while !remaining.is_empty() {
+            remaining.sort_by(|a, b| {
+                batch_key(entries[*a])
+                    .cmp(&batch_key(entries[*b]))
+                    .then(a.cmp(b))
+            });
+            let mut round: Vec<usize> = Vec::new();
+            let mut later = Vec::new();
+            for index in remaining {
+                if round
+                    .last()
+                    .is_some_and(|last| batch_key(entries[*last]) == batch_key(entries[index]))
+                {
+                    later.push(index);
+                } else {
+                    round.push(index);
+                }
+            }
+            let batch: Vec<&Entry> = round.iter().map(|i| entries[*i]).collect();
+            let written = match dispatch!(self, s => s.post_batch(&batch, recorded_at).await) {
+                Ok(written) => written,
+                // One bad entry can fail a whole statement (PostgreSQL): isolate it by
+                // writing the round's entries one by one.
+                Err(_) if batch.len() > 1 => {
+                    let mut one_by_one = Vec::with_capacity(batch.len());
+                    for entry in &batch {
+                        let single =
+                            dispatch!(self, s => s.post_batch(&[entry], recorded_at).await);
+                        one_by_one.push(single.and_then(|mut r| {
+                            r.pop()
+                                .unwrap_or_else(|| Err(StoreError::Corrupt("empty result".into())))
+                        }));
+                    }
+                    one_by_one
+                }
+                Err(error) => vec![Err(error)],
+            };
+            for (index, result) in round.into_iter().zip(written) {
+                results[index] = Some(result);
+            }
+            remaining = later;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StoreError::Corrupt(
+                        "an entry of the batch got no result".into(),
+                    ))
+                })
+            })
+            .collect())
     }
 
     pub async fn entry(

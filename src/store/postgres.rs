@@ -5,6 +5,7 @@
 //! on, except a concurrent write of the *same* idempotency key, which waits and then sees the
 //! first one's row. The double-entry check runs at commit (a deferred constraint trigger).
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -12,8 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{
-    account_balance, assemble, attach_seals, extend_chain, Posted, RawCampaign, RawEntry,
-    RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    account_balance, assemble, attach_seals, batch_key, extend_chain, resolve_skipped, Posted,
+    RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
@@ -146,86 +147,105 @@ impl PgStore {
         row.map(|r| raw_campaign(&r)?.try_into()).transpose()
     }
 
-    pub async fn post(
+    /// Writes a planned batch (distinct keys, in lock order) as one statement, hence one
+    /// transaction and one WAL flush for the lot.
+    pub async fn post_batch(
         &self,
-        entry: &Entry,
+        batch: &[&Entry],
         recorded_at: DateTime<Utc>,
-    ) -> Result<Posted, StoreError> {
-        let content = entry.content();
-        let lines: Vec<i32> = (0..content.postings.len() as i32).collect();
-        let accounts: Vec<&str> = content
-            .postings
-            .iter()
-            .map(|p| p.account.as_str())
-            .collect();
-        let currencies: Vec<&str> = content
-            .postings
-            .iter()
-            .map(|p| p.amount.currency().code())
-            .collect();
-        let amounts: Vec<i64> = content.postings.iter().map(|p| p.amount.minor()).collect();
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "WITH new_entry AS (
+    ) -> Result<Vec<Result<Posted, StoreError>>, StoreError> {
+        let columns = BatchColumns::of(batch);
+        let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int4[],
+                                      $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int4[])
+                     AS i(campaign_id, idempotency_key, content_hash, description, effective_at, posting_count,
+                          reverses_entry_id, source, event_id, donor_id, contribution_id, position)
+             ), new_entries AS (
                  INSERT INTO entries (campaign_id, idempotency_key, content_hash, description, effective_at,
                                       recorded_at, posting_count, reverses_entry_id, source, event_id,
                                       donor_id, contribution_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (campaign_id, idempotency_key) DO NOTHING
-                 RETURNING id, campaign_id, effective_at
+                 SELECT campaign_id, idempotency_key, content_hash, description, effective_at, $13, posting_count,
+                        reverses_entry_id, source, event_id, donor_id, contribution_id
+                 FROM input ORDER BY position
+                 ON CONFLICT DO NOTHING
+                 RETURNING id, campaign_id, idempotency_key, effective_at
              ), new_postings AS (
                  INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
                  SELECT e.id, l.line, e.campaign_id, a.id, l.currency, l.amount, e.effective_at
-                 FROM new_entry e
-                 CROSS JOIN UNNEST($13::int4[], $14::text[], $15::text[], $16::int8[]) AS l(line, account, currency, amount)
+                 FROM new_entries e
+                 JOIN input i ON i.campaign_id = e.campaign_id AND i.idempotency_key = e.idempotency_key
+                 JOIN UNNEST($14::int4[], $15::int4[], $16::text[], $17::text[], $18::int8[])
+                     AS l(position, line, account, currency, amount) ON l.position = i.position
                  JOIN accounts a ON a.campaign_id = e.campaign_id AND a.name = l.account
              ), queued AS (
-                 INSERT INTO pending_seal (entry_id) SELECT id FROM new_entry
+                 INSERT INTO pending_seal (entry_id) SELECT id FROM new_entries
              )
-             SELECT id FROM new_entry",
+             SELECT campaign_id, idempotency_key, id FROM new_entries",
         )
-        .bind(content.campaign_id.0)
-        .bind(&content.idempotency_key)
-        .bind(entry.content_hash().to_hex())
-        .bind(&content.description)
-        .bind(content.effective_at)
+        .bind(&columns.campaign_ids)
+        .bind(&columns.keys)
+        .bind(&columns.hashes)
+        .bind(&columns.descriptions)
+        .bind(&columns.effective_ats)
+        .bind(&columns.posting_counts)
+        .bind(&columns.reverses)
+        .bind(&columns.sources)
+        .bind(&columns.event_ids)
+        .bind(&columns.donor_ids)
+        .bind(&columns.contribution_ids)
+        .bind(&columns.positions)
         .bind(recorded_at)
-        .bind(content.postings.len() as i32)
-        .bind(content.reverses.map(|id| id.0))
-        .bind(&content.links.source)
-        .bind(&content.links.event_id)
-        .bind(content.links.donor_id)
-        .bind(content.links.contribution_id)
-        .bind(&lines)
-        .bind(&accounts)
-        .bind(&currencies)
-        .bind(&amounts)
-        .fetch_optional(&self.pool)
+        .bind(&columns.line_positions)
+        .bind(&columns.lines)
+        .bind(&columns.accounts)
+        .bind(&columns.currencies)
+        .bind(&columns.amounts)
+        .fetch_all(&self.pool)
         .await
         .map_err(refused)?;
-        if let Some(id) = inserted {
-            return Ok(Posted {
-                entry_id: EntryId(id),
-                replayed: false,
-            });
-        }
-        let (existing, hash): (i64, String) = sqlx::query_as(
-            "SELECT id, content_hash FROM entries WHERE campaign_id = $1 AND idempotency_key = $2",
-        )
-        .bind(content.campaign_id.0)
-        .bind(&content.idempotency_key)
-        .fetch_one(&self.pool)
-        .await?;
-        if hash == entry.content_hash().to_hex() {
-            Ok(Posted {
-                entry_id: EntryId(existing),
-                replayed: true,
-            })
+        let inserted: HashMap<(i64, String), i64> = inserted
+            .into_iter()
+            .map(|(c, k, id)| ((c, k), id))
+            .collect();
+        // Entries the insert skipped: their key exists (a replay or a conflict), or they
+        // reverse an entry that was already reversed.
+        let skipped: Vec<&Entry> = batch
+            .iter()
+            .copied()
+            .filter(|e| !inserted.contains_key(&batch_key(e)))
+            .collect();
+        let existing: HashMap<(i64, String), (i64, String)> = if skipped.is_empty() {
+            HashMap::new()
         } else {
-            Err(StoreError::IdempotencyConflict {
-                key: content.idempotency_key.clone(),
-                existing: EntryId(existing),
+            let campaigns: Vec<i64> = skipped.iter().map(|e| e.content().campaign_id.0).collect();
+            let keys: Vec<&str> = skipped
+                .iter()
+                .map(|e| e.content().idempotency_key.as_str())
+                .collect();
+            let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                "SELECT e.campaign_id, e.idempotency_key, e.id, e.content_hash
+                 FROM entries e JOIN UNNEST($1::int8[], $2::text[]) AS k(campaign_id, idempotency_key)
+                   ON e.campaign_id = k.campaign_id AND e.idempotency_key = k.idempotency_key",
+            )
+            .bind(&campaigns)
+            .bind(&keys)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(c, k, id, hash)| ((c, k), (id, hash)))
+                .collect()
+        };
+        Ok(batch
+            .iter()
+            .map(|entry| match inserted.get(&batch_key(entry)) {
+                Some(id) => Ok(Posted {
+                    entry_id: EntryId(*id),
+                    replayed: false,
+                }),
+                None => resolve_skipped(entry, existing.get(&batch_key(entry))),
             })
-        }
+            .collect())
     }
 
     pub async fn entries_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEntry>, StoreError> {
@@ -395,6 +415,75 @@ impl PgStore {
             .into_iter()
             .map(|(a, h, m)| (AccountId(a), h, m))
             .collect())
+    }
+}
+
+/// A batch as columns, for `UNNEST`: one array per entry column, and one per posting column
+/// with `line_positions` naming each posting's entry.
+struct BatchColumns<'a> {
+    campaign_ids: Vec<i64>,
+    keys: Vec<&'a str>,
+    hashes: Vec<String>,
+    descriptions: Vec<&'a str>,
+    effective_ats: Vec<DateTime<Utc>>,
+    posting_counts: Vec<i32>,
+    reverses: Vec<Option<i64>>,
+    sources: Vec<Option<&'a str>>,
+    event_ids: Vec<Option<&'a str>>,
+    donor_ids: Vec<Option<i64>>,
+    contribution_ids: Vec<Option<i64>>,
+    positions: Vec<i32>,
+    line_positions: Vec<i32>,
+    lines: Vec<i32>,
+    accounts: Vec<&'a str>,
+    currencies: Vec<&'static str>,
+    amounts: Vec<i64>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn of(batch: &[&'a Entry]) -> BatchColumns<'a> {
+        let mut c = BatchColumns {
+            campaign_ids: Vec::new(),
+            keys: Vec::new(),
+            hashes: Vec::new(),
+            descriptions: Vec::new(),
+            effective_ats: Vec::new(),
+            posting_counts: Vec::new(),
+            reverses: Vec::new(),
+            sources: Vec::new(),
+            event_ids: Vec::new(),
+            donor_ids: Vec::new(),
+            contribution_ids: Vec::new(),
+            positions: Vec::new(),
+            line_positions: Vec::new(),
+            lines: Vec::new(),
+            accounts: Vec::new(),
+            currencies: Vec::new(),
+            amounts: Vec::new(),
+        };
+        for (position, entry) in (0_i32..).zip(batch) {
+            let content = entry.content();
+            c.campaign_ids.push(content.campaign_id.0);
+            c.keys.push(&content.idempotency_key);
+            c.hashes.push(entry.content_hash().to_hex());
+            c.descriptions.push(&content.description);
+            c.effective_ats.push(content.effective_at);
+            c.posting_counts.push(content.postings.len() as i32);
+            c.reverses.push(content.reverses.map(|id| id.0));
+            c.sources.push(content.links.source.as_deref());
+            c.event_ids.push(content.links.event_id.as_deref());
+            c.donor_ids.push(content.links.donor_id);
+            c.contribution_ids.push(content.links.contribution_id);
+            c.positions.push(position);
+            for (line, posting) in (0_i32..).zip(&content.postings) {
+                c.line_positions.push(position);
+                c.lines.push(line);
+                c.accounts.push(&posting.account);
+                c.currencies.push(posting.amount.currency().code());
+                c.amounts.push(posting.amount.minor());
+            }
+        }
+        c
     }
 }
 

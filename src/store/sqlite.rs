@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    account_balance, assemble, attach_seals, extend_chain, Posted, RawCampaign, RawEntry,
-    RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    account_balance, assemble, attach_seals, extend_chain, resolve_skipped, Posted, RawCampaign,
+    RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
@@ -163,75 +163,26 @@ impl SqliteStore {
         row.map(|r| raw_campaign(&r)?.try_into()).transpose()
     }
 
-    pub async fn post(
+    /// Writes a planned batch (distinct keys) in one transaction, hence one fsync; each
+    /// entry inside a savepoint, so one refused entry leaves the others written.
+    pub async fn post_batch(
         &self,
-        entry: &Entry,
+        batch: &[&Entry],
         recorded_at: DateTime<Utc>,
-    ) -> Result<Posted, StoreError> {
-        let content = entry.content();
-        let effective_at = unix_micros(content.effective_at);
+    ) -> Result<Vec<Result<Posted, StoreError>>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO entries (campaign_id, idempotency_key, content_hash, description, effective_at,
-                                  recorded_at, posting_count, reverses_entry_id, source, event_id,
-                                  donor_id, contribution_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (campaign_id, idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(content.campaign_id.0)
-        .bind(&content.idempotency_key)
-        .bind(entry.content_hash().to_hex())
-        .bind(&content.description)
-        .bind(effective_at)
-        .bind(unix_micros(recorded_at))
-        .bind(content.postings.len() as i64)
-        .bind(content.reverses.map(|id| id.0))
-        .bind(&content.links.source)
-        .bind(&content.links.event_id)
-        .bind(content.links.donor_id)
-        .bind(content.links.contribution_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(refused)?;
-        let Some(entry_id) = inserted else {
-            let (existing, hash): (i64, String) = sqlx::query_as(
-                "SELECT id, content_hash FROM entries WHERE campaign_id = ?1 AND idempotency_key = ?2",
-            )
-            .bind(content.campaign_id.0)
-            .bind(&content.idempotency_key)
-            .fetch_one(&mut *tx)
-            .await?;
-            return replay_or_conflict(entry, EntryId(existing), &hash);
-        };
-        for (line, posting) in content.postings.iter().enumerate() {
-            let written = sqlx::query(
-                "INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
-                 SELECT ?1, ?2, ?3, a.id, ?4, ?5, ?6 FROM accounts a WHERE a.campaign_id = ?3 AND a.name = ?7",
-            )
-            .bind(entry_id)
-            .bind(line as i64)
-            .bind(content.campaign_id.0)
-            .bind(posting.amount.currency().code())
-            .bind(posting.amount.minor())
-            .bind(effective_at)
-            .bind(&posting.account)
-            .execute(&mut *tx)
-            .await
-            .map_err(refused)?;
-            if written.rows_affected() != 1 {
-                return Err(StoreError::NoSuchAccount(posting.account.clone()));
+        let mut results = Vec::with_capacity(batch.len());
+        for entry in batch {
+            sqlx::query("SAVEPOINT entry").execute(&mut *tx).await?;
+            let result = insert_entry(&mut tx, entry, recorded_at).await;
+            if result.is_err() {
+                sqlx::query("ROLLBACK TO entry").execute(&mut *tx).await?;
             }
+            sqlx::query("RELEASE entry").execute(&mut *tx).await?;
+            results.push(result);
         }
-        sqlx::query("INSERT INTO pending_seal (entry_id) VALUES (?1)")
-            .bind(entry_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(refused)?;
         tx.commit().await?;
-        Ok(Posted {
-            entry_id: EntryId(entry_id),
-            replayed: false,
-        })
+        Ok(results)
     }
 
     pub async fn entries_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEntry>, StoreError> {
@@ -410,22 +361,74 @@ fn raw_campaign(row: &SqliteRow) -> Result<RawCampaign, StoreError> {
     })
 }
 
-fn replay_or_conflict(
+/// Inserts one entry with its postings and queue row, or resolves why it was skipped.
+async fn insert_entry(
+    conn: &mut SqliteConnection,
     entry: &Entry,
-    existing: EntryId,
-    stored_hash: &str,
+    recorded_at: DateTime<Utc>,
 ) -> Result<Posted, StoreError> {
-    if stored_hash == entry.content_hash().to_hex() {
-        Ok(Posted {
-            entry_id: existing,
-            replayed: true,
-        })
-    } else {
-        Err(StoreError::IdempotencyConflict {
-            key: entry.content().idempotency_key.clone(),
-            existing,
-        })
+    let content = entry.content();
+    let effective_at = unix_micros(content.effective_at);
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO entries (campaign_id, idempotency_key, content_hash, description, effective_at,
+                              recorded_at, posting_count, reverses_entry_id, source, event_id,
+                              donor_id, contribution_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(content.campaign_id.0)
+    .bind(&content.idempotency_key)
+    .bind(entry.content_hash().to_hex())
+    .bind(&content.description)
+    .bind(effective_at)
+    .bind(unix_micros(recorded_at))
+    .bind(content.postings.len() as i64)
+    .bind(content.reverses.map(|id| id.0))
+    .bind(&content.links.source)
+    .bind(&content.links.event_id)
+    .bind(content.links.donor_id)
+    .bind(content.links.contribution_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(refused)?;
+    let Some(entry_id) = inserted else {
+        let existing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, content_hash FROM entries WHERE campaign_id = ?1 AND idempotency_key = ?2",
+        )
+        .bind(content.campaign_id.0)
+        .bind(&content.idempotency_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        return resolve_skipped(entry, existing.as_ref());
+    };
+    for (line, posting) in content.postings.iter().enumerate() {
+        let written = sqlx::query(
+            "INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
+             SELECT ?1, ?2, ?3, a.id, ?4, ?5, ?6 FROM accounts a WHERE a.campaign_id = ?3 AND a.name = ?7",
+        )
+        .bind(entry_id)
+        .bind(line as i64)
+        .bind(content.campaign_id.0)
+        .bind(posting.amount.currency().code())
+        .bind(posting.amount.minor())
+        .bind(effective_at)
+        .bind(&posting.account)
+        .execute(&mut *conn)
+        .await
+        .map_err(refused)?;
+        if written.rows_affected() != 1 {
+            return Err(StoreError::NoSuchAccount(posting.account.clone()));
+        }
     }
+    sqlx::query("INSERT INTO pending_seal (entry_id) VALUES (?1)")
+        .bind(entry_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(refused)?;
+    Ok(Posted {
+        entry_id: EntryId(entry_id),
+        replayed: false,
+    })
 }
 
 /// Loads entries with their postings, in id order. `ids` is bound as a JSON array so the
