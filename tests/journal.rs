@@ -304,14 +304,27 @@ async fn the_database_refuses_an_unbalanced_entry(db: &TestDb) {
     assert!(err.to_string().contains("unbalanced"), "{err}");
     let _ = db.raw_sql("ROLLBACK").await;
     assert_eq!(entry_count(db).await, 0);
-    // A posting to an account of another campaign is refused by the foreign key.
-    let other = db.campaign("elsewhere").await;
-    let cross = format!(
-        "INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
-         SELECT 1, 0, {id}, a.id, 'EUR', 5, {now} FROM accounts a WHERE a.campaign_id = {} AND a.name = 'assets:bank'",
-        other.id.0
+    // A balanced entry with a posting on another campaign's account is refused too (a
+    // foreign key on SQLite, the commit-time entry check on PostgreSQL).
+    let other = db.campaign("elsewhere").await.id.0;
+    let foreign = script
+        .replace("'hand'", "'hand-2'")
+        .replace("'EUR', 101", "'EUR', 100")
+        .replace(
+            "a.campaign_id = {id} AND a.name = 'assets:bank'"
+                .replace("{id}", &id.to_string())
+                .as_str(),
+            &format!("a.campaign_id = {other} AND a.name = 'assets:bank'"),
+        );
+    assert!(foreign.contains(&format!("a.campaign_id = {other}")));
+    let err = db.raw_sql(&foreign).await.unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("foreign key")
+            || err.to_string().contains("not of campaign"),
+        "{err}"
     );
-    assert!(db.raw_sql(&cross).await.is_err());
+    let _ = db.raw_sql("ROLLBACK").await;
+    assert_eq!(entry_count(db).await, 0);
 }
 
 async fn invalid_entries_are_refused_before_the_database(db: &TestDb) {

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 use obole::campaign::{Campaign, NewCampaign};
 use obole::clock::{Clock, SystemClock};
 use obole::ids::{IdempotencyKey, Slug};
-use obole::journal;
+use obole::journal::{Journal, JournalOptions};
 use obole::ledger::EntryDraft;
 use obole::money::{Currency, Money};
 use obole::sealer;
@@ -29,6 +29,12 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     #[arg(long, env = "OBOLE_DATABASE_URL", default_value = "sqlite://bench.db")]
     database_url: String,
+    /// Batches the write combiner keeps in flight.
+    #[arg(long, default_value_t = JournalOptions::default().flushers)]
+    flushers: usize,
+    /// Most entries per batch.
+    #[arg(long, default_value_t = JournalOptions::default().batch_max)]
+    batch_max: usize,
     #[command(subcommand)]
     bench: Bench,
 }
@@ -101,6 +107,10 @@ async fn main() -> anyhow::Result<()> {
         pool_size: 64,
         ..StoreOptions::default()
     };
+    let journal_options = JournalOptions {
+        flushers: args.flushers,
+        batch_max: args.batch_max,
+    };
     let store = Store::connect(&args.database_url, &options).await?;
     store.migrate().await?;
     println!(
@@ -111,14 +121,31 @@ async fn main() -> anyhow::Result<()> {
     match args.bench {
         Bench::Write { writers, seconds } => {
             for w in writers {
-                write(&store, &clock, w, Duration::from_secs(seconds)).await?;
+                write(
+                    &store,
+                    &clock,
+                    journal_options,
+                    w,
+                    Duration::from_secs(seconds),
+                )
+                .await?;
             }
         }
         Bench::Balance {
             entries,
             load_writers,
             samples,
-        } => balance(&store, &clock, entries, load_writers, samples).await?,
+        } => {
+            balance(
+                &store,
+                &clock,
+                journal_options,
+                entries,
+                load_writers,
+                samples,
+            )
+            .await?
+        }
     }
     store.close().await;
     Ok(())
@@ -127,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
 async fn write(
     store: &Store,
     clock: &Arc<dyn Clock>,
+    journal_options: JournalOptions,
     writers: u32,
     length: Duration,
 ) -> anyhow::Result<()> {
@@ -138,18 +166,19 @@ async fn write(
         clock.clone(),
         stop_sealer.clone(),
     ));
+    let journal = Journal::start(store.clone(), clock.clone(), journal_options);
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let (store, clock, c) = (store.clone(), clock.clone(), c.clone());
+        let (journal, clock, c) = (journal.clone(), clock.clone(), c.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut n = 0_i64;
             while Instant::now() < deadline {
                 let draft = gift(format!("w{w}-{n}"), n, clock.now())?;
                 let t = Instant::now();
-                journal::record(&store, clock.as_ref(), &c, draft).await?;
+                journal.record(&c, draft).await?;
                 latencies.push(t.elapsed());
                 n += 1;
             }
@@ -180,6 +209,7 @@ async fn write(
 async fn balance(
     store: &Store,
     clock: &Arc<dyn Clock>,
+    journal_options: JournalOptions,
     entries: i64,
     load_writers: i64,
     samples: usize,
@@ -196,14 +226,14 @@ async fn balance(
         clock.clone(),
         stop_sealer.clone(),
     ));
+    let journal = Journal::start(store.clone(), clock.clone(), journal_options);
     let mut tasks = Vec::new();
     for w in 0..load_writers {
-        let (store, clock, c) = (store.clone(), clock.clone(), c.clone());
+        let (journal, c) = (journal.clone(), c.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = w;
             while n < entries {
-                journal::record(&store, clock.as_ref(), &c, gift(format!("b{n}"), n, at(n))?)
-                    .await?;
+                journal.record(&c, gift(format!("b{n}"), n, at(n))?).await?;
                 n += load_writers;
             }
             anyhow::Ok(())
