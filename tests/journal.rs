@@ -331,7 +331,8 @@ async fn invalid_entries_are_refused_before_the_database(db: &TestDb) {
     let c = db.campaign("invalid").await;
     let clock = db.clock.as_ref();
     let at = start_time();
-    let cases: Vec<(EntryDraft, fn(&EntryError) -> bool)> = vec![
+    type Expectation = fn(&EntryError) -> bool;
+    let cases: Vec<(EntryDraft, Expectation)> = vec![
         (
             EntryDraft::new(key("one"), "x", at).post("assets:bank", eur(5)),
             |e| matches!(e, EntryError::TooFewPostings(1)),
