@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::http::{router, AppState, Limits};
@@ -66,18 +65,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        let stop_sealer = CancellationToken::new();
-        let sealer = tokio::spawn(sealer::run(
-            store.clone(),
-            self.state.clock.clone(),
-            stop_sealer.clone(),
-        ));
+        let sealer = sealer::spawn(store.clone(), self.state.clock.clone());
         tracing::info!(addr = %self.listener.local_addr()?, store = store.kind(), "serving");
         let served = axum::serve(self.listener, router(self.state, self.limits))
             .with_graceful_shutdown(shutdown)
             .await;
-        stop_sealer.cancel();
-        let _ = sealer.await;
+        sealer.stop().await;
         store.close().await;
         tracing::info!("stopped");
         Ok(served?)

@@ -100,6 +100,22 @@ impl NewCampaign {
     }
 }
 
+impl NewCampaign {
+    /// The campaign this request became, once stored under `id`.
+    pub fn created(&self, id: CampaignId, created_at: DateTime<Utc>) -> Campaign {
+        Campaign {
+            id,
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+            rule_pack: self.rule_pack.clone(),
+            currency: self.currency,
+            timezone: self.timezone,
+            election: self.election.clone(),
+            created_at,
+        }
+    }
+}
+
 pub fn parse_timezone(name: &str) -> Result<Tz, CampaignError> {
     name.trim()
         .parse::<Tz>()

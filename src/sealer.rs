@@ -53,3 +53,26 @@ pub async fn run(store: Store, clock: Arc<dyn Clock>, stop: CancellationToken) {
         Err(error) => tracing::error!(%error, "final sealing pass failed; entries stay queued"),
     }
 }
+
+/// A sealer running in the background.
+pub struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts [`run`] on its own task.
+pub fn spawn(store: Store, clock: Arc<dyn Clock>) -> Running {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run(store, clock, stop.clone()));
+    Running { stop, task }
+}
+
+impl Running {
+    /// Stops the sealer after it has sealed what is queued.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the sealer task failed");
+        }
+    }
+}

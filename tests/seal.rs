@@ -151,7 +151,7 @@ async fn a_deleted_seal_leaves_a_gap(db: &TestDb) {
 async fn an_edited_rollup_is_caught(db: &TestDb) {
     books(db).await;
     // Roll-ups are derived data without a trigger; verify recomputes them.
-    db.raw_sql("UPDATE hourly_rollups SET amount = amount - 100 WHERE account_id = (SELECT min(account_id) FROM hourly_rollups)")
+    db.raw_sql("UPDATE rollups SET amount = amount - 100 WHERE span = 'day' AND account_id = (SELECT min(account_id) FROM rollups)")
         .await
         .unwrap();
     assert_broken(db, "roll-up says");

@@ -103,13 +103,15 @@ CREATE TABLE seal_head (
 );
 INSERT INTO seal_head (id, sequence, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 
--- Sum of sealed postings per account and UTC hour (hour = floor(epoch micros / 3.6e9)).
--- Derived data, maintained by the sealer, recomputed by `obole verify`.
-CREATE TABLE hourly_rollups (
+-- Sum of sealed postings per account and UTC hour (bucket = floor(epoch micros / 3.6e9))
+-- and per UTC day (bucket = floor(hour / 24)). Derived data, maintained by the sealer,
+-- recomputed by `obole verify`. Updated in place, so vacuumed by the sealer (see sealer.rs).
+CREATE TABLE rollups (
     account_id BIGINT NOT NULL REFERENCES accounts (id),
-    hour       BIGINT NOT NULL,
+    span       TEXT NOT NULL CHECK (span IN ('hour', 'day')),
+    bucket     BIGINT NOT NULL,
     amount     BIGINT NOT NULL,
-    PRIMARY KEY (account_id, hour)
+    PRIMARY KEY (account_id, span, bucket) INCLUDE (amount)
 );
 
 -- Append-only.

@@ -92,13 +92,15 @@ CREATE TABLE seal_head (
 );
 INSERT INTO seal_head (id, sequence, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 
--- Sum of sealed postings per account and UTC hour (hour = floor(micros / 3.6e9)). Derived
--- data, maintained by the sealer, recomputed by `obole verify`.
-CREATE TABLE hourly_rollups (
+-- Sum of sealed postings per account and UTC hour (bucket = floor(micros / 3.6e9)) and per
+-- UTC day (bucket = floor(hour / 24)). Derived data, maintained by the sealer, recomputed by
+-- `obole verify`; the amount is the last column so the primary key covers balance queries.
+CREATE TABLE rollups (
     account_id INTEGER NOT NULL REFERENCES accounts (id),
-    hour       INTEGER NOT NULL,
+    span       TEXT NOT NULL CHECK (span IN ('hour', 'day')),
+    bucket     INTEGER NOT NULL,
     amount     INTEGER NOT NULL,
-    PRIMARY KEY (account_id, hour)
+    PRIMARY KEY (account_id, span, bucket)
 ) WITHOUT ROWID;
 
 -- Append-only.

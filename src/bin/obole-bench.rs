@@ -22,7 +22,6 @@ use obole::ledger::EntryDraft;
 use obole::money::{Currency, Money};
 use obole::sealer;
 use obole::store::{Store, StoreOptions};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(about = "Obole ledger benchmarks")]
@@ -60,6 +59,9 @@ enum Bench {
         /// Queries to time.
         #[arg(long, default_value_t = 2_000)]
         samples: usize,
+        /// Skip loading: the journal was loaded by an earlier run on this database.
+        #[arg(long)]
+        no_load: bool,
     },
 }
 
@@ -135,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
             entries,
             load_writers,
             samples,
+            no_load,
         } => {
             balance(
                 &store,
@@ -143,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
                 entries,
                 load_writers,
                 samples,
+                no_load,
             )
             .await?
         }
@@ -160,12 +164,7 @@ async fn write(
 ) -> anyhow::Result<()> {
     let run = Utc::now().timestamp_micros();
     let c = campaign(store, &format!("bench-write-{run}")).await?;
-    let stop_sealer = CancellationToken::new();
-    let sealer_task = tokio::spawn(sealer::run(
-        store.clone(),
-        clock.clone(),
-        stop_sealer.clone(),
-    ));
+    let sealer = sealer::spawn(store.clone(), clock.clone());
     let journal = Journal::start(store.clone(), clock.clone(), journal_options);
     let started = Instant::now();
     let deadline = started + length;
@@ -192,8 +191,7 @@ async fn write(
     let elapsed = started.elapsed();
     let backlog = store.seal_status().await?.unsealed;
     let catch_up = Instant::now();
-    stop_sealer.cancel();
-    sealer_task.await?;
+    sealer.stop().await;
     let catch_up = catch_up.elapsed();
     latencies.sort();
     let rate = latencies.len() as u128 * 1000 / elapsed.as_millis().max(1);
@@ -206,26 +204,22 @@ async fn write(
     Ok(())
 }
 
-async fn balance(
+const YEAR_MICROS: i64 = 365 * 24 * 3_600_000_000;
+
+/// Writes `entries` gifts spread evenly over a year. Idempotent: a rerun replays what is
+/// there and adds what is missing.
+async fn load(
     store: &Store,
     clock: &Arc<dyn Clock>,
     journal_options: JournalOptions,
+    c: &Campaign,
     entries: i64,
     load_writers: i64,
-    samples: usize,
 ) -> anyhow::Result<()> {
-    let c = campaign(store, &format!("bench-balance-{entries}")).await?;
-    let year_micros: i64 = 365 * 24 * 3_600_000_000;
-    let spacing = year_micros / entries.max(1);
+    let spacing = YEAR_MICROS / entries.max(1);
     let at = move |n: i64| year_start() + chrono::Duration::microseconds(n * spacing);
-    // Load (idempotent: a rerun replays what is there and adds what is missing).
     let started = Instant::now();
-    let stop_sealer = CancellationToken::new();
-    let sealer_task = tokio::spawn(sealer::run(
-        store.clone(),
-        clock.clone(),
-        stop_sealer.clone(),
-    ));
+    let sealer = sealer::spawn(store.clone(), clock.clone());
     let journal = Journal::start(store.clone(), clock.clone(), journal_options);
     let mut tasks = Vec::new();
     for w in 0..load_writers {
@@ -242,12 +236,27 @@ async fn balance(
     for task in tasks {
         task.await?.context("loading")?;
     }
-    stop_sealer.cancel();
-    sealer_task.await?;
+    sealer.stop().await;
     println!(
         "loaded {entries} entries (sealed) in {:?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+async fn balance(
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+    journal_options: JournalOptions,
+    entries: i64,
+    load_writers: i64,
+    samples: usize,
+    no_load: bool,
+) -> anyhow::Result<()> {
+    let c = campaign(store, &format!("bench-balance-{entries}")).await?;
+    if !no_load {
+        load(store, clock, journal_options, &c, entries, load_writers).await?;
+    }
     // Time "every account's balance as of t" at pseudo-random instants of the year.
     let mut latencies = Vec::with_capacity(samples);
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -256,7 +265,7 @@ async fn balance(
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let t = year_start() + chrono::Duration::microseconds((seed % year_micros as u64) as i64);
+        let t = year_start() + chrono::Duration::microseconds((seed % YEAR_MICROS as u64) as i64);
         let start = Instant::now();
         let balances = store.balances(c.id, t).await?;
         latencies.push(start.elapsed());

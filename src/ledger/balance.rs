@@ -1,15 +1,18 @@
-//! Balances and the hourly roll-ups that keep "balance as of t" fast.
+//! Balances and the roll-ups that keep "balance as of t" fast.
 //!
 //! A balance as of `t` is the sum of the account's postings with `effective_at <= t`. The
-//! stores keep, per account and per UTC hour, the sum of the *sealed* postings of that hour
-//! (maintained by the sealer in the same transaction that seals them), so a query adds up
-//! whole hours before `t`'s hour from the roll-up, the postings of `t`'s own hour, and the
-//! few postings not sealed yet. Roll-ups are derived data: `obole verify` recomputes them.
+//! stores keep, per account, the sum of the *sealed* postings of each UTC day and of each
+//! UTC hour (maintained by the sealer in the transaction that seals them). A query adds up
+//! the whole days before `t`'s day, the whole hours of that day before `t`'s hour, the
+//! postings of `t`'s own hour up to `t`, and the few postings not sealed yet: a few hundred
+//! rows per account whatever the size of the journal. Roll-ups are derived data:
+//! `obole verify` recomputes them.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::account::AccountKind;
+use crate::ids::AccountId;
 use crate::money::Money;
 
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
@@ -17,6 +20,46 @@ const MICROS_PER_HOUR: i64 = 3_600_000_000;
 /// The UTC hour an instant falls in, counted from the Unix epoch.
 pub fn hour_bucket(instant: DateTime<Utc>) -> i64 {
     instant.timestamp_micros().div_euclid(MICROS_PER_HOUR)
+}
+
+/// The UTC day an instant falls in, counted from the Unix epoch.
+pub fn day_bucket(instant: DateTime<Utc>) -> i64 {
+    hour_bucket(instant).div_euclid(HOURS_PER_DAY)
+}
+
+pub const HOURS_PER_DAY: i64 = 24;
+
+/// The length of time a roll-up row covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Span {
+    Hour,
+    Day,
+}
+
+impl Span {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Span::Hour => "hour",
+            Span::Day => "day",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Span> {
+        [Span::Hour, Span::Day]
+            .into_iter()
+            .find(|span| span.as_str() == text)
+    }
+}
+
+/// A roll-up row's key: the account, the span, and the hour or day number.
+pub type RollupKey = (AccountId, Span, i64);
+
+/// The roll-up rows a posting effective at `instant` adds to: its hour and its day.
+pub fn rollup_keys(account: AccountId, instant: DateTime<Utc>) -> [RollupKey; 2] {
+    [
+        (account, Span::Hour, hour_bucket(instant)),
+        (account, Span::Day, day_bucket(instant)),
+    ]
 }
 
 /// The first instant (in microseconds since the epoch) of an hour bucket.

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::balance::hour_bucket;
+use super::balance::{rollup_keys, RollupKey, Span};
 use super::entry::{Canonical, StoredEntry};
 use crate::clock::unix_micros;
 use crate::ids::{AccountId, EntryId};
@@ -114,10 +114,11 @@ pub enum ChainBreak {
         chain_sequence: i64,
         chain_hash: Hash32,
     },
-    #[error("account {account_id}, hour {hour}: roll-up says {stored} minor units but its sealed postings sum to {computed}")]
+    #[error("account {account_id}, {} {bucket}: roll-up says {stored} minor units but its sealed postings sum to {computed}", span.as_str())]
     Rollup {
         account_id: AccountId,
-        hour: i64,
+        span: Span,
+        bucket: i64,
         stored: i64,
         computed: i64,
     },
@@ -148,7 +149,7 @@ pub struct ChainAudit {
     checkpoints: BTreeMap<i64, Hash32>,
     last: Option<Seal>,
     postings: i64,
-    rollups: BTreeMap<(AccountId, i64), i64>,
+    rollups: BTreeMap<RollupKey, i64>,
     totals: BTreeMap<Currency, i128>,
 }
 
@@ -218,13 +219,14 @@ impl ChainAudit {
         if entry.account_ids.len() != entry.content.postings.len() {
             return Err(broken("postings and accounts do not line up".to_owned()));
         }
-        let hour = hour_bucket(entry.content.effective_at);
         for (posting, account_id) in entry.content.postings.iter().zip(&entry.account_ids) {
             let minor = posting.amount.minor();
-            let slot = self.rollups.entry((*account_id, hour)).or_default();
-            *slot = slot
-                .checked_add(minor)
-                .ok_or_else(|| broken("an hourly balance overflows".to_owned()))?;
+            for key in rollup_keys(*account_id, entry.content.effective_at) {
+                let slot = self.rollups.entry(key).or_default();
+                *slot = slot
+                    .checked_add(minor)
+                    .ok_or_else(|| broken("a roll-up overflows".to_owned()))?;
+            }
             *self.totals.entry(posting.amount.currency()).or_default() += i128::from(minor);
             self.postings += 1;
         }
@@ -245,11 +247,11 @@ impl ChainAudit {
     }
 
     /// Ends the audit: the recorded head must be where the chain ended, and the stored
-    /// roll-ups (account, hour, amount) must equal the ones re-derived from the postings.
+    /// roll-ups (key, amount) must equal the ones re-derived from the postings.
     pub fn finish(
         self,
         recorded_head: Option<Seal>,
-        stored_rollups: impl IntoIterator<Item = (AccountId, i64, i64)>,
+        stored_rollups: impl IntoIterator<Item = (RollupKey, i64)>,
     ) -> Result<AuditSummary, ChainBreak> {
         let chain_head = self.last;
         if let Some((&sequence, &expected)) = self.checkpoints.iter().next() {
@@ -275,21 +277,23 @@ impl ChainAudit {
         }
         let mut computed = self.rollups;
         computed.retain(|_, amount| *amount != 0);
-        for (account_id, hour, stored) in stored_rollups {
-            let derived = computed.remove(&(account_id, hour)).unwrap_or(0);
+        for ((account_id, span, bucket), stored) in stored_rollups {
+            let derived = computed.remove(&(account_id, span, bucket)).unwrap_or(0);
             if derived != stored {
                 return Err(ChainBreak::Rollup {
                     account_id,
-                    hour,
+                    span,
+                    bucket,
                     stored,
                     computed: derived,
                 });
             }
         }
-        if let Some(((account_id, hour), amount)) = computed.into_iter().next() {
+        if let Some(((account_id, span, bucket), amount)) = computed.into_iter().next() {
             return Err(ChainBreak::Rollup {
                 account_id,
-                hour,
+                span,
+                bucket,
                 stored: 0,
                 computed: amount,
             });

@@ -15,7 +15,7 @@
 mod postgres;
 mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
 use crate::ledger::account::AccountKind;
+use crate::ledger::balance::{rollup_keys, RollupKey, Span};
 use crate::ledger::entry::{EntryContent, Links, Posting, StoredEntry};
 use crate::ledger::seal::{ChainBreak, Hash32, Seal, SealedEntry};
 use crate::ledger::{AccountBalance, Entry};
@@ -126,7 +127,7 @@ pub struct SealStatus {
 #[derive(Debug, Default)]
 struct ChainExtension {
     seals: Vec<(i64, EntryId, Hash32, Hash32)>,
-    rollups: BTreeMap<(AccountId, i64), i64>,
+    rollups: BTreeMap<RollupKey, i64>,
     head: Option<Seal>,
 }
 
@@ -160,12 +161,13 @@ fn extend_chain(head: Seal, entries: &[StoredEntry]) -> Result<ChainExtension, C
             entry.recorded_at,
         );
         extension.seals.push((sequence, entry.id, prev.hash, hash));
-        let hour = crate::ledger::hour_bucket(entry.content.effective_at);
         for (posting, account) in entry.content.postings.iter().zip(&entry.account_ids) {
-            let slot = extension.rollups.entry((*account, hour)).or_default();
-            *slot = slot
-                .checked_add(posting.amount.minor())
-                .ok_or_else(|| broken("an hourly roll-up overflows".into()))?;
+            for key in rollup_keys(*account, entry.content.effective_at) {
+                let slot = extension.rollups.entry(key).or_default();
+                *slot = slot
+                    .checked_add(posting.amount.minor())
+                    .ok_or_else(|| broken("a roll-up overflows".into()))?;
+            }
         }
         prev = Seal { sequence, hash };
     }
@@ -255,29 +257,48 @@ fn assemble(
 /// A row of `seals` joined with its entry.
 struct RawSeal {
     sequence: i64,
+    entry_id: i64,
     prev_hash: String,
     hash: String,
 }
 
+/// Pairs seals (in chain order) with their entries (in any order).
 fn attach_seals(
     seals: Vec<RawSeal>,
     entries: Vec<StoredEntry>,
 ) -> Result<Vec<SealedEntry>, StoreError> {
+    let mut by_id: HashMap<i64, StoredEntry> = entries.into_iter().map(|e| (e.id.0, e)).collect();
     seals
         .into_iter()
-        .zip(entries)
-        .map(|(seal, entry)| {
+        .map(|seal| {
             let parse = |text: &str| {
                 Hash32::from_hex(text).ok_or_else(|| {
                     StoreError::Corrupt(format!("seal #{}: {text:?} is not a hash", seal.sequence))
                 })
             };
+            let entry = by_id.remove(&seal.entry_id).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "seal #{}: entry {} is missing from the journal",
+                    seal.sequence, seal.entry_id
+                ))
+            })?;
             Ok(SealedEntry {
                 sequence: seal.sequence,
                 prev_hash: parse(&seal.prev_hash)?,
                 hash: parse(&seal.hash)?,
                 entry,
             })
+        })
+        .collect()
+}
+
+/// Reads `rollups` rows: (account, span, bucket, amount).
+fn rollup_rows(rows: Vec<(i64, String, i64, i64)>) -> Result<Vec<(RollupKey, i64)>, StoreError> {
+    rows.into_iter()
+        .map(|(account, span, bucket, amount)| {
+            let span = Span::parse(&span)
+                .ok_or_else(|| StoreError::Corrupt(format!("roll-up span {span:?}")))?;
+            Ok(((AccountId(account), span, bucket), amount))
         })
         .collect()
 }
@@ -518,8 +539,8 @@ impl Store {
         dispatch!(self, s => s.sealed_entries(after, limit).await)
     }
 
-    /// Every stored roll-up row: (account, hour, amount).
-    pub async fn rollups(&self) -> Result<Vec<(AccountId, i64, i64)>, StoreError> {
+    /// Every stored roll-up row.
+    pub async fn rollups(&self) -> Result<Vec<(RollupKey, i64)>, StoreError> {
         dispatch!(self, s => s.rollups().await)
     }
 }

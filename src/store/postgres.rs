@@ -7,19 +7,21 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{
-    account_balance, assemble, attach_seals, batch_key, extend_chain, resolve_skipped, Posted,
-    RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    account_balance, assemble, attach_seals, batch_key, extend_chain, resolve_skipped, rollup_rows,
+    Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
-use crate::ids::{AccountId, CampaignId, EntryId, Slug};
-use crate::ledger::balance::hour_start_micros;
+use crate::ids::{CampaignId, EntryId, Slug};
+use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
@@ -29,7 +31,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Queue rows deleted (and roll-ups rewritten) since the sealer last vacuumed.
+    sealed_since_vacuum: Arc<AtomicUsize>,
 }
+
+/// The sealer vacuums its queue and roll-ups itself after this many seals. Autovacuum may
+/// be off or slow to notice a small, busy table; without vacuuming, the queue's index fills
+/// with dead entries that every sealing pass and balance query must step over.
+const VACUUM_EVERY_SEALS: usize = 20_000;
 
 /// Maps constraint violations to our errors by SQLSTATE and constraint name.
 fn refused(error: sqlx::Error) -> StoreError {
@@ -70,7 +79,10 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            sealed_since_vacuum: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -120,16 +132,7 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Campaign {
-            id: CampaignId(id),
-            slug: c.slug.clone(),
-            name: c.name.clone(),
-            rule_pack: c.rule_pack.clone(),
-            currency: c.currency,
-            timezone: c.timezone,
-            election: c.election.clone(),
-            created_at: now,
-        })
+        Ok(c.created(CampaignId(id), now))
     }
 
     pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
@@ -261,19 +264,44 @@ impl PgStore {
         let hour_start = from_unix_micros(hour_start_micros(hour))
             .ok_or_else(|| StoreError::Corrupt("as-of instant out of range".into()))?;
         let rows = sqlx::query(
-            "SELECT a.name, a.kind, a.currency,
-                    (coalesce((SELECT sum(r.amount) FROM hourly_rollups r
-                               WHERE r.account_id = a.id AND r.hour < $1), 0)
-                   + coalesce((SELECT sum(p.amount) FROM postings p
-                               WHERE p.account_id = a.id AND p.effective_at >= $2 AND p.effective_at <= $3), 0)
-                   + coalesce((SELECT sum(p.amount) FROM pending_seal q JOIN postings p ON p.entry_id = q.entry_id
-                               WHERE p.account_id = a.id AND p.effective_at < $2), 0))::int8 AS balance
-             FROM accounts a WHERE a.campaign_id = $4 ORDER BY a.id",
+            // Disjoint parts, each computed once for all accounts: sealed postings of whole
+            // days before t's day and of whole hours of t's day before t's hour (roll-ups),
+            // every posting of t's hour up to t, and unsealed postings before t's hour. The
+            // last is driven from the (small) queue through a fenced LATERAL, so the planner
+            // cannot start from the account's whole posting history instead.
+            "WITH sealed_hours AS (
+                 SELECT r.account_id, sum(r.amount) AS amount
+                 FROM accounts a JOIN rollups r ON r.account_id = a.id
+                 WHERE a.campaign_id = $4
+                   AND ((r.span = 'day' AND r.bucket < $5) OR (r.span = 'hour' AND r.bucket >= $6 AND r.bucket < $1))
+                 GROUP BY r.account_id
+             ), this_hour AS (
+                 SELECT p.account_id, sum(p.amount) AS amount
+                 FROM accounts a JOIN postings p ON p.account_id = a.id
+                 WHERE a.campaign_id = $4 AND p.effective_at >= $2 AND p.effective_at <= $3
+                 GROUP BY p.account_id
+             ), unsealed AS (
+                 SELECT p.account_id, sum(p.amount) AS amount
+                 FROM pending_seal q
+                 CROSS JOIN LATERAL (SELECT p.account_id, p.amount FROM postings p
+                                     WHERE p.entry_id = q.entry_id AND p.campaign_id = $4 AND p.effective_at < $2
+                                     OFFSET 0) p
+                 GROUP BY p.account_id
+             )
+             SELECT a.name, a.kind, a.currency,
+                    (coalesce(s.amount, 0) + coalesce(h.amount, 0) + coalesce(u.amount, 0))::int8 AS balance
+             FROM accounts a
+             LEFT JOIN sealed_hours s ON s.account_id = a.id
+             LEFT JOIN this_hour h ON h.account_id = a.id
+             LEFT JOIN unsealed u ON u.account_id = a.id
+             WHERE a.campaign_id = $4 ORDER BY a.id",
         )
         .bind(hour)
         .bind(hour_start)
         .bind(as_of)
         .bind(campaign.0)
+        .bind(hour.div_euclid(HOURS_PER_DAY))
+        .bind(hour.div_euclid(HOURS_PER_DAY) * HOURS_PER_DAY)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -329,16 +357,22 @@ impl PgStore {
             .bind(&entry_ids)
             .execute(&mut *tx)
             .await?;
-        let rollup_accounts: Vec<i64> = extension.rollups.keys().map(|(a, _)| a.0).collect();
-        let rollup_hours: Vec<i64> = extension.rollups.keys().map(|(_, h)| *h).collect();
+        let rollup_accounts: Vec<i64> = extension.rollups.keys().map(|(a, _, _)| a.0).collect();
+        let rollup_spans: Vec<&str> = extension
+            .rollups
+            .keys()
+            .map(|(_, s, _)| s.as_str())
+            .collect();
+        let rollup_buckets: Vec<i64> = extension.rollups.keys().map(|(_, _, b)| *b).collect();
         let rollup_amounts: Vec<i64> = extension.rollups.values().copied().collect();
         sqlx::query(
-            "INSERT INTO hourly_rollups (account_id, hour, amount)
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[])
-             ON CONFLICT (account_id, hour) DO UPDATE SET amount = hourly_rollups.amount + EXCLUDED.amount",
+            "INSERT INTO rollups (account_id, span, bucket, amount)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::int8[])
+             ON CONFLICT (account_id, span, bucket) DO UPDATE SET amount = rollups.amount + EXCLUDED.amount",
         )
         .bind(&rollup_accounts)
-        .bind(&rollup_hours)
+        .bind(&rollup_spans)
+        .bind(&rollup_buckets)
         .bind(&rollup_amounts)
         .execute(&mut *tx)
         .await?;
@@ -350,7 +384,22 @@ impl PgStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(extension.seals.len())
+        let sealed = extension.seals.len();
+        if self
+            .sealed_since_vacuum
+            .fetch_add(sealed, Ordering::Relaxed)
+            + sealed
+            >= VACUUM_EVERY_SEALS
+        {
+            self.sealed_since_vacuum.store(0, Ordering::Relaxed);
+            if let Err(error) = sqlx::query("VACUUM (ANALYZE) pending_seal, rollups, seal_head")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(%error, "vacuuming the sealer's tables failed");
+            }
+        }
+        Ok(sealed)
     }
 
     pub async fn seal_status(&self) -> Result<SealStatus, StoreError> {
@@ -389,32 +438,20 @@ impl PgStore {
             ids.push(row.try_get::<i64, _>("entry_id")?);
             seals.push(RawSeal {
                 sequence: row.try_get("sequence")?,
+                entry_id: row.try_get("entry_id")?,
                 prev_hash: row.try_get("prev_hash")?,
                 hash: row.try_get("hash")?,
             });
         }
-        let mut entries = load_entries(&mut conn, &ids).await?;
-        let position: std::collections::HashMap<i64, usize> =
-            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        entries.sort_by_key(|e| position.get(&e.id.0).copied());
-        if entries.len() != seals.len() {
-            return Err(StoreError::Corrupt(
-                "a sealed entry is missing from the journal".into(),
-            ));
-        }
+        let entries = load_entries(&mut conn, &ids).await?;
         attach_seals(seals, entries)
     }
 
-    pub async fn rollups(&self) -> Result<Vec<(AccountId, i64, i64)>, StoreError> {
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT account_id, hour, amount FROM hourly_rollups ORDER BY account_id, hour",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(a, h, m)| (AccountId(a), h, m))
-            .collect())
+    pub async fn rollups(&self) -> Result<Vec<(RollupKey, i64)>, StoreError> {
+        let rows = sqlx::query_as("SELECT account_id, span, bucket, amount FROM rollups ORDER BY account_id, span, bucket")
+            .fetch_all(&self.pool)
+            .await?;
+        rollup_rows(rows)
     }
 }
 

@@ -13,13 +13,13 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    account_balance, assemble, attach_seals, extend_chain, resolve_skipped, Posted, RawCampaign,
-    RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    account_balance, assemble, attach_seals, extend_chain, resolve_skipped, rollup_rows, Posted,
+    RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
-use crate::ids::{AccountId, CampaignId, EntryId, Slug};
-use crate::ledger::balance::hour_start_micros;
+use crate::ids::{CampaignId, EntryId, Slug};
+use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
@@ -136,16 +136,7 @@ impl SqliteStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(Campaign {
-            id: CampaignId(id),
-            slug: c.slug.clone(),
-            name: c.name.clone(),
-            rule_pack: c.rule_pack.clone(),
-            currency: c.currency,
-            timezone: c.timezone,
-            election: c.election.clone(),
-            created_at: now,
-        })
+        Ok(c.created(CampaignId(id), now))
     }
 
     pub async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
@@ -196,19 +187,42 @@ impl SqliteStore {
     ) -> Result<Vec<AccountBalance>, StoreError> {
         let hour = hour_bucket(as_of);
         let rows = sqlx::query(
-            "SELECT a.name, a.kind, a.currency,
-                    coalesce((SELECT sum(r.amount) FROM hourly_rollups r
-                              WHERE r.account_id = a.id AND r.hour < ?1), 0)
-                  + coalesce((SELECT sum(p.amount) FROM postings p
-                              WHERE p.account_id = a.id AND p.effective_at >= ?2 AND p.effective_at <= ?3), 0)
-                  + coalesce((SELECT sum(p.amount) FROM pending_seal q JOIN postings p ON p.entry_id = q.entry_id
-                              WHERE p.account_id = a.id AND p.effective_at < ?2), 0) AS balance
-             FROM accounts a WHERE a.campaign_id = ?4 ORDER BY a.id",
+            // Disjoint parts, each computed once for all accounts: sealed postings of whole
+            // days before t's day and of whole hours of t's day before t's hour (roll-ups),
+            // every posting of t's hour up to t, and unsealed postings before t's hour. The
+            // last is driven from the (small) queue: SQLite keeps the left table of a CROSS
+            // JOIN as the outer loop.
+            "WITH sealed_hours AS (
+                 SELECT r.account_id, sum(r.amount) AS amount
+                 FROM accounts a JOIN rollups r ON r.account_id = a.id
+                 WHERE a.campaign_id = ?4
+                   AND ((r.span = 'day' AND r.bucket < ?5) OR (r.span = 'hour' AND r.bucket >= ?6 AND r.bucket < ?1))
+                 GROUP BY r.account_id
+             ), this_hour AS (
+                 SELECT p.account_id, sum(p.amount) AS amount
+                 FROM accounts a JOIN postings p ON p.account_id = a.id
+                 WHERE a.campaign_id = ?4 AND p.effective_at >= ?2 AND p.effective_at <= ?3
+                 GROUP BY p.account_id
+             ), unsealed AS (
+                 SELECT p.account_id, sum(p.amount) AS amount
+                 FROM pending_seal q CROSS JOIN postings p ON p.entry_id = q.entry_id
+                 WHERE p.campaign_id = ?4 AND p.effective_at < ?2
+                 GROUP BY p.account_id
+             )
+             SELECT a.name, a.kind, a.currency,
+                    coalesce(s.amount, 0) + coalesce(h.amount, 0) + coalesce(u.amount, 0) AS balance
+             FROM accounts a
+             LEFT JOIN sealed_hours s ON s.account_id = a.id
+             LEFT JOIN this_hour h ON h.account_id = a.id
+             LEFT JOIN unsealed u ON u.account_id = a.id
+             WHERE a.campaign_id = ?4 ORDER BY a.id",
         )
         .bind(hour)
         .bind(hour_start_micros(hour))
         .bind(unix_micros(as_of))
         .bind(campaign.0)
+        .bind(hour.div_euclid(HOURS_PER_DAY))
+        .bind(hour.div_euclid(HOURS_PER_DAY) * HOURS_PER_DAY)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
@@ -258,13 +272,14 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for ((account, hour), amount) in &extension.rollups {
+        for ((account, span, bucket), amount) in &extension.rollups {
             sqlx::query(
-                "INSERT INTO hourly_rollups (account_id, hour, amount) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (account_id, hour) DO UPDATE SET amount = amount + excluded.amount",
+                "INSERT INTO rollups (account_id, span, bucket, amount) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account_id, span, bucket) DO UPDATE SET amount = amount + excluded.amount",
             )
             .bind(account.0)
-            .bind(hour)
+            .bind(span.as_str())
+            .bind(bucket)
             .bind(amount)
             .execute(&mut *tx)
             .await?;
@@ -315,33 +330,20 @@ impl SqliteStore {
             ids.push(row.try_get::<i64, _>("entry_id")?);
             seals.push(RawSeal {
                 sequence: row.try_get("sequence")?,
+                entry_id: row.try_get("entry_id")?,
                 prev_hash: row.try_get("prev_hash")?,
                 hash: row.try_get("hash")?,
             });
         }
-        let mut entries = load_entries(&mut *self.reader.acquire().await?, &ids).await?;
-        // `load_entries` returns id order; put them back in seal order.
-        let position: std::collections::HashMap<i64, usize> =
-            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        entries.sort_by_key(|e| position.get(&e.id.0).copied());
-        if entries.len() != seals.len() {
-            return Err(StoreError::Corrupt(
-                "a sealed entry is missing from the journal".into(),
-            ));
-        }
+        let entries = load_entries(&mut *self.reader.acquire().await?, &ids).await?;
         attach_seals(seals, entries)
     }
 
-    pub async fn rollups(&self) -> Result<Vec<(AccountId, i64, i64)>, StoreError> {
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT account_id, hour, amount FROM hourly_rollups ORDER BY account_id, hour",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(a, h, m)| (AccountId(a), h, m))
-            .collect())
+    pub async fn rollups(&self) -> Result<Vec<(RollupKey, i64)>, StoreError> {
+        let rows = sqlx::query_as("SELECT account_id, span, bucket, amount FROM rollups ORDER BY account_id, span, bucket")
+            .fetch_all(&self.reader)
+            .await?;
+        rollup_rows(rows)
     }
 }
 
