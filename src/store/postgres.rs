@@ -57,8 +57,12 @@ fn refused(error: sqlx::Error) -> StoreError {
 
 impl PgStore {
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
-        let connect =
-            PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+        // JIT compilation costs hundreds of milliseconds and pays off only for long analytic
+        // queries; the planner may pick it for a short balance query whose estimate is off
+        // (stale statistics on the sealer's queue), so it is off for our sessions.
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::BadUrl(url.to_owned()))?
+            .options([("jit", "off")]);
         let unreachable = |reason: String| StoreError::Unreachable {
             url: redact(url),
             reason,
@@ -270,11 +274,17 @@ impl PgStore {
             // last is driven from the (small) queue through a fenced LATERAL, so the planner
             // cannot start from the account's whole posting history instead.
             "WITH sealed_hours AS (
-                 SELECT r.account_id, sum(r.amount) AS amount
-                 FROM accounts a JOIN rollups r ON r.account_id = a.id
-                 WHERE a.campaign_id = $4
-                   AND ((r.span = 'day' AND r.bucket < $5) OR (r.span = 'hour' AND r.bucket >= $6 AND r.bucket < $1))
-                 GROUP BY r.account_id
+                 SELECT account_id, sum(amount) AS amount FROM (
+                     SELECT r.account_id, r.amount
+                     FROM accounts a JOIN rollups r ON r.account_id = a.id AND r.span = 'day' AND r.bucket < $5
+                     WHERE a.campaign_id = $4
+                     UNION ALL
+                     SELECT r.account_id, r.amount
+                     FROM accounts a
+                     JOIN rollups r ON r.account_id = a.id AND r.span = 'hour' AND r.bucket >= $6 AND r.bucket < $1
+                     WHERE a.campaign_id = $4
+                 ) AS whole_periods
+                 GROUP BY account_id
              ), this_hour AS (
                  SELECT p.account_id, sum(p.amount) AS amount
                  FROM accounts a JOIN postings p ON p.account_id = a.id

@@ -193,11 +193,17 @@ impl SqliteStore {
             // last is driven from the (small) queue: SQLite keeps the left table of a CROSS
             // JOIN as the outer loop.
             "WITH sealed_hours AS (
-                 SELECT r.account_id, sum(r.amount) AS amount
-                 FROM accounts a JOIN rollups r ON r.account_id = a.id
-                 WHERE a.campaign_id = ?4
-                   AND ((r.span = 'day' AND r.bucket < ?5) OR (r.span = 'hour' AND r.bucket >= ?6 AND r.bucket < ?1))
-                 GROUP BY r.account_id
+                 SELECT account_id, sum(amount) AS amount FROM (
+                     SELECT r.account_id, r.amount
+                     FROM accounts a JOIN rollups r ON r.account_id = a.id AND r.span = 'day' AND r.bucket < ?5
+                     WHERE a.campaign_id = ?4
+                     UNION ALL
+                     SELECT r.account_id, r.amount
+                     FROM accounts a
+                     JOIN rollups r ON r.account_id = a.id AND r.span = 'hour' AND r.bucket >= ?6 AND r.bucket < ?1
+                     WHERE a.campaign_id = ?4
+                 ) AS whole_periods
+                 GROUP BY account_id
              ), this_hour AS (
                  SELECT p.account_id, sum(p.amount) AS amount
                  FROM accounts a JOIN postings p ON p.account_id = a.id

@@ -1,0 +1,3 @@
+//! Stripe: webhook signatures and, later, the API client and wire types.
+
+pub mod signature;
