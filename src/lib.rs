@@ -10,6 +10,9 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 
+// Payment providers' wire formats.
+pub mod provider;
+
 // The one place with SQL.
 pub mod store;
 

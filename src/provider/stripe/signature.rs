@@ -124,7 +124,13 @@ mod tests {
     }
 
     fn check(header: &str, configured: &[&str], now: i64) -> Result<i64, SignatureError> {
-        verify(BODY, Some(header), &secrets(configured), now, DEFAULT_TOLERANCE_SECS)
+        verify(
+            BODY,
+            Some(header),
+            &secrets(configured),
+            now,
+            DEFAULT_TOLERANCE_SECS,
+        )
     }
 
     #[test]
@@ -137,7 +143,8 @@ mod tests {
     fn the_known_stripe_example_verifies() {
         // Computed independently with Python's hmac module:
         // hmac.new(b"whsec_test", b"1764012345." + BODY, hashlib.sha256).hexdigest()
-        let expected = "t=1764012345,v1=889418a6394502a8d4ddf71adfc0139749210b4b3bc1aab80b014ca2996bdc2a";
+        let expected =
+            "t=1764012345,v1=889418a6394502a8d4ddf71adfc0139749210b4b3bc1aab80b014ca2996bdc2a";
         assert_eq!(sign(BODY, &["whsec_test"], NOW), expected);
         assert_eq!(check(expected, &["whsec_test"], NOW), Ok(NOW));
     }
@@ -154,20 +161,41 @@ mod tests {
     #[test]
     fn forged_tampered_and_downgraded_requests_fail() {
         let header = sign(BODY, &["whsec_a"], NOW);
-        assert_eq!(check(&header, &["whsec_b"], NOW), Err(SignatureError::NoMatch));
-        let tampered = verify(br#"{"id":"evt_2"}"#, Some(&header), &secrets(&["whsec_a"]), NOW, 300);
+        assert_eq!(
+            check(&header, &["whsec_b"], NOW),
+            Err(SignatureError::NoMatch)
+        );
+        let tampered = verify(
+            br#"{"id":"evt_2"}"#,
+            Some(&header),
+            &secrets(&["whsec_a"]),
+            NOW,
+            300,
+        );
         assert_eq!(tampered, Err(SignatureError::NoMatch));
         let v0_only = header.replace("v1=", "v0=");
-        assert_eq!(check(&v0_only, &["whsec_a"], NOW), Err(SignatureError::Malformed("no v1 signature")));
-        assert_eq!(verify(BODY, None, &secrets(&["whsec_a"]), NOW, 300), Err(SignatureError::Missing));
+        assert_eq!(
+            check(&v0_only, &["whsec_a"], NOW),
+            Err(SignatureError::Malformed("no v1 signature"))
+        );
+        assert_eq!(
+            verify(BODY, None, &secrets(&["whsec_a"]), NOW, 300),
+            Err(SignatureError::Missing)
+        );
     }
 
     #[test]
     fn stale_and_future_timestamps_fail_after_the_signature() {
         let old = sign(BODY, &["whsec_a"], NOW - 301);
-        assert!(matches!(check(&old, &["whsec_a"], NOW), Err(SignatureError::Stale { age_secs: 301, .. })));
+        assert!(matches!(
+            check(&old, &["whsec_a"], NOW),
+            Err(SignatureError::Stale { age_secs: 301, .. })
+        ));
         let future = sign(BODY, &["whsec_a"], NOW + 301);
-        assert!(matches!(check(&future, &["whsec_a"], NOW), Err(SignatureError::Stale { .. })));
+        assert!(matches!(
+            check(&future, &["whsec_a"], NOW),
+            Err(SignatureError::Stale { .. })
+        ));
         let edge = sign(BODY, &["whsec_a"], NOW - 300);
         assert!(check(&edge, &["whsec_a"], NOW).is_ok());
     }
@@ -180,9 +208,16 @@ mod tests {
             ("v1=00", "no timestamp (t=)"),
             ("t=1,t=2,v1=00", "more than one timestamp"),
         ] {
-            assert_eq!(check(header, &["whsec_a"], NOW), Err(SignatureError::Malformed(reason)), "{header:?}");
+            assert_eq!(
+                check(header, &["whsec_a"], NOW),
+                Err(SignatureError::Malformed(reason)),
+                "{header:?}"
+            );
         }
-        assert_eq!(check(&"x".repeat(5000), &["whsec_a"], NOW), Err(SignatureError::Malformed("too long")));
+        assert_eq!(
+            check(&"x".repeat(5000), &["whsec_a"], NOW),
+            Err(SignatureError::Malformed("too long"))
+        );
         // A junk v1 beside a good one does not hide the good one.
         let good = sign(BODY, &["whsec_a"], NOW);
         assert!(check(&format!("{good},v1=zz"), &["whsec_a"], NOW).is_ok());
