@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::http::{router, AppState, Limits};
+use crate::provider::stripe::StripeSettings;
 use crate::store::{Store, StoreOptions};
 use crate::{demo, sealer};
 
@@ -19,6 +20,7 @@ pub struct ServeSettings {
     pub listen: SocketAddr,
     pub store: StoreOptions,
     pub limits: Limits,
+    pub stripe: StripeSettings,
     /// Seed the demo campaign (`obole serve --demo`).
     pub demo: bool,
 }
@@ -45,7 +47,11 @@ impl App {
             .with_context(|| format!("listening on {}", settings.listen))?;
         Ok(App {
             listener,
-            state: AppState { store, clock },
+            state: AppState {
+                store,
+                clock,
+                stripe: Arc::new(settings.stripe.clone()),
+            },
             limits: settings.limits,
         })
     }

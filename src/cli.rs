@@ -20,6 +20,7 @@ use crate::clock::{parse_as_of, Clock, SystemClock};
 use crate::http::Limits;
 use crate::ids::Slug;
 use crate::ledger::seal::{Hash32, Seal};
+use crate::provider::stripe::{signature, StripeSettings};
 use crate::sealer;
 use crate::store::{Store, StoreOptions};
 use crate::telemetry::LogFormat;
@@ -83,6 +84,18 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (larger ones get 413).
     #[arg(long, env = "OBOLE_BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
+    /// Stripe webhook signing secret(s), comma-separated while rolling (whsec_…).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe secret key (sk_live_… or sk_test_…); its mode decides which events are accepted.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Seconds a webhook's signed timestamp may differ from now.
+    #[arg(long, env = "STRIPE_WEBHOOK_TOLERANCE_SECS", default_value_t = signature::DEFAULT_TOLERANCE_SECS)]
+    pub stripe_webhook_tolerance_secs: i64,
+    /// Stripe API base URL (a fake Stripe in tests).
+    #[arg(long, env = "STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +200,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 request_timeout: Duration::from_secs(args.request_timeout_secs),
                 body_bytes_max: args.body_limit_bytes,
             },
+            stripe: StripeSettings::new(
+                args.stripe_webhook_secret.as_deref(),
+                args.stripe_secret_key.as_deref(),
+                args.stripe_webhook_tolerance_secs,
+                args.stripe_api_base.as_deref(),
+            )?,
             demo: args.demo,
         };
         let app = App::build(&settings, clock).await?;

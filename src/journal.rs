@@ -94,8 +94,22 @@ pub struct JournalOptions {
 impl Default for JournalOptions {
     fn default() -> Self {
         JournalOptions {
-            flushers: 4,
+            flushers: 2,
             batch_max: 256,
+        }
+    }
+}
+
+impl JournalOptions {
+    /// SQLite has one writer connection, so one flusher (more would only split batches);
+    /// PostgreSQL gets the default, which measured best on a 2-core machine (BENCHMARKS.md).
+    pub fn for_store(store: &Store) -> JournalOptions {
+        match store {
+            Store::Sqlite(_) => JournalOptions {
+                flushers: 1,
+                ..JournalOptions::default()
+            },
+            Store::Postgres(_) => JournalOptions::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod http;
+pub mod intake;
 pub mod journal;
 pub mod sealer;
 pub mod telemetry;

@@ -5,15 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{obole_with_url, start_time, stderr, stdout, TestDb};
-use obole::app::{App, ServeSettings};
-use obole::http::Limits;
+use common::{obole_with_url, start_time, stderr, stdout, Running, TestDb};
 use obole::ids::IdempotencyKey;
 use obole::journal;
 use obole::ledger::EntryDraft;
 use obole::money::{Currency, Money};
-use obole::store::StoreOptions;
-use tokio::sync::oneshot;
+use obole::provider::stripe::StripeSettings;
 
 on_both_stores!(
     health_readiness_and_metrics_answer,
@@ -23,41 +20,14 @@ on_both_stores!(
     the_demo_starts_with_a_verifiable_campaign,
 );
 
-struct Running {
-    base: String,
-    stop: oneshot::Sender<()>,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 async fn serve(db: &TestDb, demo: bool) -> Running {
-    let settings = ServeSettings {
-        database_url: db.url.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: StoreOptions::default(),
-        limits: Limits {
-            request_timeout: Duration::from_secs(5),
-            body_bytes_max: 1024,
-        },
+    Running::start(
+        db,
         demo,
-    };
-    let app = App::build(&settings, db.clock.clone()).await.unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    Running { base, stop, done }
-}
-
-impl Running {
-    async fn shutdown(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.done)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
+        StripeSettings::new(None, None, 300, None).unwrap(),
+        1024,
+    )
+    .await
 }
 
 async fn health_readiness_and_metrics_answer(db: &TestDb) {

@@ -6,12 +6,22 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::provider::stripe::event::EnvelopeError;
+use crate::provider::stripe::signature::SignatureError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("no such resource")]
     NotFound,
+    #[error("Stripe signature check failed: {0}")]
+    BadSignature(SignatureError),
+    #[error("not a Stripe event: {0}")]
+    BadEvent(EnvelopeError),
+    #[error("a {} event reached a {} deployment", mode(*event_livemode), mode(!*event_livemode))]
+    WrongMode { event_livemode: bool },
+    #[error("Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET)")]
+    WebhooksNotConfigured,
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -22,9 +32,23 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadSignature(_) => (StatusCode::BAD_REQUEST, "bad_signature"),
+            ApiError::BadEvent(_) => (StatusCode::BAD_REQUEST, "bad_event"),
+            ApiError::WrongMode { .. } => (StatusCode::BAD_REQUEST, "wrong_mode"),
+            ApiError::WebhooksNotConfigured => {
+                (StatusCode::SERVICE_UNAVAILABLE, "webhooks_not_configured")
+            }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+fn mode(livemode: bool) -> &'static str {
+    if livemode {
+        "live-mode"
+    } else {
+        "test-mode"
     }
 }
 

@@ -5,12 +5,13 @@
 
 mod error;
 mod health;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -20,6 +21,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::clock::Clock;
+use crate::provider::stripe::StripeSettings;
 use crate::store::Store;
 
 /// What handlers share.
@@ -27,6 +29,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    pub stripe: Arc<StripeSettings>,
 }
 
 /// Limits applied to every request.
@@ -43,6 +46,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/webhooks/stripe", post(webhooks::stripe))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limits.body_bytes_max))

@@ -22,12 +22,14 @@ use chrono::{DateTime, Utc};
 
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
+use crate::intake::{InboxEvent, InboxStatus, Recorded};
 use crate::ledger::account::AccountKind;
 use crate::ledger::balance::{rollup_keys, RollupKey, Span};
 use crate::ledger::entry::{EntryContent, Links, Posting, StoredEntry};
 use crate::ledger::seal::{ChainBreak, Hash32, Seal, SealedEntry};
 use crate::ledger::{AccountBalance, Entry};
 use crate::money::{Currency, Money};
+use crate::provider::stripe::event::Envelope;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -303,6 +305,11 @@ fn rollup_rows(rows: Vec<(i64, String, i64, i64)>) -> Result<Vec<(RollupKey, i64
         .collect()
 }
 
+/// Reads a stored status, which the schema's CHECK keeps to the known ones.
+fn inbox_status(text: &str) -> Result<InboxStatus, StoreError> {
+    InboxStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("inbox status {text:?}")))
+}
+
 /// A row of `campaigns`.
 struct RawCampaign {
     id: i64,
@@ -537,6 +544,21 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<SealedEntry>, StoreError> {
         dispatch!(self, s => s.sealed_entries(after, limit).await)
+    }
+
+    /// Stores a verified provider event in the inbox, once per event id.
+    pub async fn record_stripe_event(
+        &self,
+        envelope: &Envelope,
+        payload: &str,
+        status: InboxStatus,
+        received_at: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        dispatch!(self, s => s.record_stripe_event(envelope, payload, status, received_at).await)
+    }
+
+    pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {
+        dispatch!(self, s => s.stripe_event(event_id).await)
     }
 
     /// Every stored roll-up row.

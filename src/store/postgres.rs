@@ -15,16 +15,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{
-    account_balance, assemble, attach_seals, batch_key, extend_chain, resolve_skipped, rollup_rows,
-    Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    account_balance, assemble, attach_seals, batch_key, extend_chain, inbox_status,
+    resolve_skipped, rollup_rows, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus,
+    StoreError, StoreOptions,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
 use crate::ids::{CampaignId, EntryId, Slug};
+use crate::intake::{InboxEvent, InboxStatus, Recorded};
 use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
+use crate::provider::stripe::event::Envelope;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -455,6 +458,69 @@ impl PgStore {
         }
         let entries = load_entries(&mut conn, &ids).await?;
         attach_seals(seals, entries)
+    }
+
+    pub async fn record_stripe_event(
+        &self,
+        envelope: &Envelope,
+        payload: &str,
+        status: InboxStatus,
+        received_at: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO stripe_events (event_id, type, livemode, created, api_version, payload, received_at, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (event_id) DO NOTHING RETURNING status",
+        )
+        .bind(&envelope.id)
+        .bind(&envelope.kind)
+        .bind(envelope.livemode)
+        .bind(envelope.created)
+        .bind(&envelope.api_version)
+        .bind(payload)
+        .bind(received_at)
+        .bind(status.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match inserted {
+            Some(status) => Ok(Recorded {
+                inserted: true,
+                status: inbox_status(&status)?,
+            }),
+            None => {
+                let status: String =
+                    sqlx::query_scalar("SELECT status FROM stripe_events WHERE event_id = $1")
+                        .bind(&envelope.id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(Recorded {
+                    inserted: false,
+                    status: inbox_status(&status)?,
+                })
+            }
+        }
+    }
+
+    pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {
+        let row = sqlx::query("SELECT event_id, type, livemode, created, api_version, payload, received_at, status, attempts, last_error FROM stripe_events WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(InboxEvent {
+                event_id: r.try_get("event_id")?,
+                kind: r.try_get("type")?,
+                livemode: r.try_get("livemode")?,
+                created: r.try_get("created")?,
+                api_version: r.try_get("api_version")?,
+                payload: r.try_get("payload")?,
+                received_at: r.try_get("received_at")?,
+                status: inbox_status(r.try_get("status")?)?,
+                attempts: r.try_get("attempts")?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .transpose()
     }
 
     pub async fn rollups(&self) -> Result<Vec<(RollupKey, i64)>, StoreError> {

@@ -13,10 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use obole::app::{App, ServeSettings};
 use obole::campaign::{Campaign, NewCampaign};
 use obole::clock::ManualClock;
+use obole::http::Limits;
+use obole::provider::stripe::StripeSettings;
 use obole::store::{Store, StoreOptions};
 use sqlx::{Connection, Executor};
+use tokio::sync::oneshot;
 
 pub struct TestDb {
     pub url: String,
@@ -137,6 +141,50 @@ impl TestDb {
                 .unwrap();
             conn.close().await.unwrap();
         }
+    }
+}
+
+/// The real server on a random port, stopped with [`Running::shutdown`].
+pub struct Running {
+    pub base: String,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub async fn start(
+        db: &TestDb,
+        demo: bool,
+        stripe: StripeSettings,
+        body_bytes_max: usize,
+    ) -> Running {
+        let settings = ServeSettings {
+            database_url: db.url.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store: StoreOptions::default(),
+            limits: Limits {
+                request_timeout: std::time::Duration::from_secs(5),
+                body_bytes_max,
+            },
+            stripe,
+            demo,
+        };
+        let app = App::build(&settings, db.clock.clone()).await.unwrap();
+        let base = format!("http://{}", app.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Running { base, stop, done }
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.done)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
 }
 
