@@ -4,6 +4,8 @@
 //! acknowledged; an acknowledged event is never lost; a stored event's status only moves
 //! forward (pending → posted | parked; ignored stays ignored).
 
+pub mod rules;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
