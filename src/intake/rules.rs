@@ -194,10 +194,8 @@ mod tests {
     #[test]
     fn a_gift_posts_gross_fee_and_net() {
         let t = txn(CHARGE);
-        let mut got = postings(&t);
-        got.sort();
         assert_eq!(
-            got,
+            postings(&t),
             vec![
                 ("assets:stripe".into(), 2437),
                 ("expenses:fees:stripe".into(), 63),
@@ -222,10 +220,8 @@ mod tests {
         let refund = txn(
             r#"{"id":"txn_re1","amount":-1000,"created":1764100000,"currency":"eur","fee":0,"net":-1000,"reporting_category":"refund","source":"re_1","type":"refund"}"#,
         );
-        let mut got = postings(&refund);
-        got.sort();
         assert_eq!(
-            got,
+            postings(&refund),
             vec![
                 ("assets:stripe".into(), -1000),
                 ("income:donations:refunds".into(), 1000)
@@ -235,10 +231,8 @@ mod tests {
 
     #[test]
     fn a_lost_dispute_withdraws_the_gift_and_the_fee() {
-        let mut got = postings(&txn(DISPUTE));
-        got.sort();
         assert_eq!(
-            got,
+            postings(&txn(DISPUTE)),
             vec![
                 ("assets:stripe".into(), -3500),
                 ("expenses:fees:disputes".into(), 2000),
@@ -252,10 +246,8 @@ mod tests {
         let reinstated = txn(
             r#"{"id":"txn_dr1","amount":1500,"created":1766000000,"currency":"eur","fee":0,"net":1500,"reporting_category":"dispute_reversal","type":"adjustment"}"#,
         );
-        let mut got = postings(&reinstated);
-        got.sort();
         assert_eq!(
-            got,
+            postings(&reinstated),
             vec![
                 ("assets:stripe".into(), 1500),
                 ("income:donations:chargebacks".into(), -1500)
@@ -264,10 +256,8 @@ mod tests {
         let payout = txn(
             r#"{"id":"txn_po1","amount":-48213,"created":1766100000,"currency":"eur","fee":0,"net":-48213,"reporting_category":"payout","source":"po_1","type":"payout"}"#,
         );
-        let mut got = postings(&payout);
-        got.sort();
         assert_eq!(
-            got,
+            postings(&payout),
             vec![
                 ("assets:bank".into(), 48213),
                 ("assets:stripe".into(), -48213)
@@ -276,10 +266,8 @@ mod tests {
         let failed = txn(
             r#"{"id":"txn_pf1","amount":48213,"created":1766200000,"currency":"eur","fee":0,"net":48213,"reporting_category":"payout_reversal","source":"po_1","type":"payout_failure"}"#,
         );
-        let mut got = postings(&failed);
-        got.sort();
         assert_eq!(
-            got,
+            postings(&failed),
             vec![
                 ("assets:bank".into(), -48213),
                 ("assets:stripe".into(), 48213)
