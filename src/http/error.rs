@@ -24,8 +24,6 @@ pub enum ApiError {
     WebhooksNotConfigured,
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
-    #[error("internal error")]
-    Internal(#[source] StoreError),
 }
 
 impl ApiError {
@@ -39,7 +37,6 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "webhooks_not_configured")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -49,12 +46,6 @@ fn mode(livemode: bool) -> &'static str {
         "live-mode"
     } else {
         "test-mode"
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        ApiError::Internal(error)
     }
 }
 
