@@ -3,6 +3,9 @@
 //! Pure rules sit at the centre and know nothing of I/O; the only SQL is in `store`; the
 //! shells (`sealer`, `audit`, `http`, `app`, `cli`) connect them to the world.
 
+// The Stripe simulator builds Stripe's large objects with `serde_json::json!`.
+#![recursion_limit = "256"]
+
 // Pure core.
 pub mod campaign;
 pub mod clock;

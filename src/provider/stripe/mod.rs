@@ -1,7 +1,10 @@
-//! Stripe: webhook signatures, event envelopes, and (later) the API client and wire types.
+//! Stripe: webhook signatures, event envelopes, the API client, and the objects Obole reads.
 
+pub mod client;
 pub mod event;
+pub mod objects;
 pub mod signature;
+pub mod sim;
 
 use std::fmt;
 
@@ -92,6 +95,11 @@ impl StripeSettings {
                 .trim_end_matches('/')
                 .to_owned(),
         })
+    }
+
+    /// The API key; never logged.
+    pub fn secret_key(&self) -> Option<&str> {
+        self.secret_key.as_deref()
     }
 
     pub fn webhook_secrets(&self) -> &[String] {
