@@ -10,6 +10,10 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::http::{router, AppState, Limits};
+use crate::ids::Slug;
+use crate::intake::worker::{self, IntakeWorker, WorkerOptions};
+use crate::journal::{Journal, JournalOptions};
+use crate::provider::stripe::client::StripeClient;
 use crate::provider::stripe::StripeSettings;
 use crate::store::{Store, StoreOptions};
 use crate::{demo, sealer};
@@ -21,6 +25,10 @@ pub struct ServeSettings {
     pub store: StoreOptions,
     pub limits: Limits,
     pub stripe: StripeSettings,
+    /// The campaign of the Stripe account (`STRIPE_CAMPAIGN`): payouts post to it, and so do
+    /// payments that name no campaign (flagged for review).
+    pub stripe_campaign: Option<Slug>,
+    pub intake: WorkerOptions,
     /// Seed the demo campaign (`obole serve --demo`).
     pub demo: bool,
 }
@@ -29,6 +37,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     limits: Limits,
+    /// Posts inbox events; present when a Stripe secret key is configured.
+    intake: Option<Arc<IntakeWorker>>,
 }
 
 impl App {
@@ -45,14 +55,37 @@ impl App {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
+        let intake = match settings.stripe.secret_key() {
+            None => {
+                tracing::warn!("no STRIPE_SECRET_KEY: webhook events are stored but not posted");
+                None
+            }
+            Some(_) => {
+                let api = StripeClient::new(&settings.stripe).context("configuring Stripe")?;
+                let journal = Journal::start(
+                    store.clone(),
+                    clock.clone(),
+                    JournalOptions::for_store(&store),
+                );
+                Some(IntakeWorker::new(
+                    journal,
+                    api,
+                    clock.clone(),
+                    settings.stripe_campaign.clone(),
+                    settings.intake,
+                ))
+            }
+        };
         Ok(App {
             listener,
             state: AppState {
                 store,
                 clock,
                 stripe: Arc::new(settings.stripe.clone()),
+                intake_wake: intake.as_ref().map(|w| w.waker()),
             },
             limits: settings.limits,
+            intake,
         })
     }
 
@@ -65,17 +98,22 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, lets requests in flight finish, then stops the
-    /// sealer (which seals what is queued) and closes the database.
+    /// intake worker (after its round in progress) and the sealer (which seals what is
+    /// queued), and closes the database.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
         let sealer = sealer::spawn(store.clone(), self.state.clock.clone());
+        let intake = self.intake.map(worker::spawn);
         tracing::info!(addr = %self.listener.local_addr()?, store = store.kind(), "serving");
         let served = axum::serve(self.listener, router(self.state, self.limits))
             .with_graceful_shutdown(shutdown)
             .await;
+        if let Some(intake) = intake {
+            intake.stop().await;
+        }
         sealer.stop().await;
         store.close().await;
         tracing::info!("stopped");

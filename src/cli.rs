@@ -1,7 +1,8 @@
 //! The `obole` command line. Every flag also reads an environment variable.
 //!
 //! Exit codes: 0 success; 1 the command could not run (bad input, unreachable database,
-//! unknown campaign); 2 bad usage (from clap); 3 `verify` found the books broken.
+//! unknown campaign); 2 bad usage (from clap); 3 `verify` found the books broken, or
+//! `reconcile` found the ledger and Stripe disagreeing.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -16,10 +17,14 @@ use serde_json::json;
 use crate::app::{shutdown_signal, App, ServeSettings};
 use crate::audit::{self, VerifyError};
 use crate::campaign::{Campaign, NewCampaign};
-use crate::clock::{parse_as_of, Clock, SystemClock};
+use crate::clock::{parse_as_of, parse_since, Clock, SystemClock};
 use crate::http::Limits;
 use crate::ids::Slug;
+use crate::intake::reconcile::{self, LedgerMovements};
+use crate::intake::worker::WorkerOptions;
+use crate::intake::{InboxEvent, InboxStatus};
 use crate::ledger::seal::{Hash32, Seal};
+use crate::provider::stripe::client::StripeClient;
 use crate::provider::stripe::{signature, StripeSettings};
 use crate::sealer;
 use crate::store::{Store, StoreOptions};
@@ -65,6 +70,12 @@ pub enum Command {
     Campaign(CampaignCommand),
     /// Print every account's balance as of a date or instant.
     Balance(BalanceArgs),
+    /// The Stripe webhook inbox: failures, retries.
+    #[command(subcommand)]
+    Intake(IntakeCommand),
+    /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
+    /// difference.
+    Reconcile(ReconcileArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,18 +95,75 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (larger ones get 413).
     #[arg(long, env = "OBOLE_BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
+    #[command(flatten)]
+    pub stripe: StripeArgs,
+}
+
+/// How to reach the campaign's Stripe account.
+#[derive(Debug, Args)]
+pub struct StripeArgs {
     /// Stripe webhook signing secret(s), comma-separated while rolling (whsec_…).
     #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<String>,
     /// Stripe secret key (sk_live_… or sk_test_…); its mode decides which events are accepted.
+    /// Without it events are stored but not posted.
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
     /// Seconds a webhook's signed timestamp may differ from now.
     #[arg(long, env = "STRIPE_WEBHOOK_TOLERANCE_SECS", default_value_t = signature::DEFAULT_TOLERANCE_SECS)]
     pub stripe_webhook_tolerance_secs: i64,
-    /// Stripe API base URL (a fake Stripe in tests).
+    /// Stripe API base URL (a simulated Stripe in tests).
     #[arg(long, env = "STRIPE_API_BASE")]
     pub stripe_api_base: Option<String>,
+    /// The campaign this Stripe account belongs to: payouts post to it, and so do payments
+    /// that name no campaign (flagged for review).
+    #[arg(long, env = "STRIPE_CAMPAIGN")]
+    pub stripe_campaign: Option<String>,
+}
+
+impl StripeArgs {
+    fn settings(&self) -> anyhow::Result<StripeSettings> {
+        Ok(StripeSettings::new(
+            self.stripe_webhook_secret.as_deref(),
+            self.stripe_secret_key.as_deref(),
+            self.stripe_webhook_tolerance_secs,
+            self.stripe_api_base.as_deref(),
+        )?)
+    }
+
+    fn campaign(&self) -> anyhow::Result<Option<Slug>> {
+        self.stripe_campaign
+            .as_deref()
+            .map(Slug::parse)
+            .transpose()
+            .context("STRIPE_CAMPAIGN")
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntakeCommand {
+    /// List the webhook events the worker gave up on, with their errors.
+    Failures(FormatArg),
+    /// Put a parked event back in the queue (after fixing its cause).
+    Retry {
+        /// The Stripe event id (evt_…).
+        event_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Campaign slug.
+    #[arg(long)]
+    pub campaign: String,
+    /// Only Stripe's transactions created from this date (campaign time zone) or instant;
+    /// default: the whole history, which also reports ledger movements Stripe does not know.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[command(flatten)]
+    pub stripe: StripeArgs,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,12 +268,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 request_timeout: Duration::from_secs(args.request_timeout_secs),
                 body_bytes_max: args.body_limit_bytes,
             },
-            stripe: StripeSettings::new(
-                args.stripe_webhook_secret.as_deref(),
-                args.stripe_secret_key.as_deref(),
-                args.stripe_webhook_tolerance_secs,
-                args.stripe_api_base.as_deref(),
-            )?,
+            stripe: args.stripe.settings()?,
+            stripe_campaign: args.stripe.campaign()?,
+            intake: WorkerOptions::default(),
             demo: args.demo,
         };
         let app = App::build(&settings, clock).await?;
@@ -268,8 +333,134 @@ async fn command(command: Command, store: &Store, clock: &dyn Clock) -> anyhow::
             }
         }
         Command::Balance(args) => balance(store, clock, args).await?,
+        Command::Intake(IntakeCommand::Failures(FormatArg { format })) => {
+            let parked = store
+                .stripe_events_with_status(InboxStatus::Parked, 10_000)
+                .await?;
+            match format {
+                Format::Json => {
+                    println!("{}", serde_json::to_string_pretty(&failures_json(&parked))?)
+                }
+                Format::Text => print_failures(&parked),
+            }
+        }
+        Command::Intake(IntakeCommand::Retry { event_id }) => {
+            if !store.requeue_stripe_event(&event_id).await? {
+                return Err(anyhow!(
+                    "event {event_id} is not parked (see `obole intake failures`)"
+                ));
+            }
+            println!("event {event_id} is queued again; a running server will post it");
+        }
+        Command::Reconcile(args) => return reconcile(store, args).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn failures_json(parked: &[InboxEvent]) -> serde_json::Value {
+    json!(parked
+        .iter()
+        .map(|e| json!({
+            "event": e.event_id,
+            "type": e.kind,
+            "received_at": e.received_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "attempts": e.attempts,
+            "error": e.last_error,
+        }))
+        .collect::<Vec<_>>())
+}
+
+fn print_failures(parked: &[InboxEvent]) {
+    if parked.is_empty() {
+        println!("no parked events: every Stripe event received has been handled or is queued");
+        return;
+    }
+    for e in parked {
+        println!(
+            "{}  {}  received {}  {} attempts\n    {}",
+            e.event_id,
+            e.kind,
+            e.received_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            e.attempts,
+            e.last_error.as_deref().unwrap_or("(no error recorded)")
+        );
+    }
+    println!("fix the cause, then `obole intake retry EVENT_ID`");
+}
+
+/// Lists Stripe's transactions (all, or since a date) and the payouts among them, compares
+/// them with the ledger, and prints every finding.
+async fn reconcile(store: &Store, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let campaign = find_campaign(store, &args.campaign).await?;
+    let api = StripeClient::new(&args.stripe.settings()?).context("configuring Stripe")?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, campaign.timezone).map(|at| at.timestamp()))
+        .transpose()?;
+    let stripe = api
+        .balance_transactions(since, None)
+        .await
+        .context("listing Stripe's balance transactions")?;
+    let mut ledger: LedgerMovements = LedgerMovements::new();
+    for (source, account, amount) in store.sourced_postings(campaign.id, "stripe:").await? {
+        if let Some(txn) = source.strip_prefix("stripe:") {
+            ledger
+                .entry(txn.to_owned())
+                .or_default()
+                .push((account, amount));
+        }
+    }
+    let mut findings = reconcile::compare(&campaign, &stripe, &ledger, since.is_none());
+    let mut payouts = 0;
+    for txn in stripe.iter().filter(|t| t.reporting_category == "payout") {
+        let Some(payout) = txn.source.as_deref() else {
+            continue;
+        };
+        payouts += 1;
+        let included = api.balance_transactions(None, Some(payout)).await?;
+        findings.extend(reconcile::check_payout(
+            payout,
+            -txn.amount,
+            Some(&txn.id),
+            &included,
+        ));
+    }
+    match args.format.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "campaign": campaign.slug,
+                "since": since,
+                "transactions": stripe.len(),
+                "payouts": payouts,
+                "findings": findings,
+            }))?
+        ),
+        Format::Text => {
+            println!(
+                "{}: {} Stripe transactions and {payouts} payouts checked{}",
+                campaign.slug,
+                stripe.len(),
+                if since.is_some() {
+                    " (since the given date)"
+                } else {
+                    ""
+                }
+            );
+            for finding in &findings {
+                println!("  {}", serde_json::to_string(finding)?);
+            }
+            if findings.is_empty() {
+                println!("the ledger agrees with Stripe");
+            }
+        }
+    }
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn print_campaigns(campaigns: &[Campaign]) {

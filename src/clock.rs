@@ -110,9 +110,31 @@ pub fn parse_as_of(text: &str, zone: Tz) -> Result<DateTime<Utc>, AsOfError> {
         .map_err(|_| AsOfError::Unparseable(text.to_owned()))
 }
 
+/// Reads a "since" argument: a date (the first instant of that day in `zone`) or an exact
+/// instant.
+pub fn parse_since(text: &str, zone: Tz) -> Result<DateTime<Utc>, AsOfError> {
+    let trimmed = text.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
+        let before = date
+            .pred_opt()
+            .ok_or(AsOfError::NoSuchLocalTime(date, zone))?;
+        return Ok(end_of_day(before, zone)? + Duration::microseconds(1));
+    }
+    parse_as_of(trimmed, zone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_a_date_is_its_local_midnight() {
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        let start = parse_since("2017-03-31", paris).unwrap();
+        assert_eq!(start.to_rfc3339(), "2017-03-30T22:00:00+00:00");
+        let instant = parse_since("2017-03-31T12:00:00Z", paris).unwrap();
+        assert_eq!(instant.to_rfc3339(), "2017-03-31T12:00:00+00:00");
+    }
 
     #[test]
     fn end_of_day_is_local_midnight_minus_one_microsecond() {

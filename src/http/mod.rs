@@ -30,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub stripe: Arc<StripeSettings>,
+    /// Wakes the intake worker when an event is stored.
+    pub intake_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Limits applied to every request.

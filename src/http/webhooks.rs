@@ -58,6 +58,9 @@ pub async fn stripe(
         .await
         .map_err(ApiError::Unavailable)?;
     tracing::info!(event = %envelope.id, kind = %envelope.kind, duplicate = !recorded.inserted, "stripe event received");
+    if let (true, Some(wake)) = (recorded.inserted, &state.intake_wake) {
+        wake.notify_one();
+    }
     Ok(Json(json!({
         "received": true,
         "event": envelope.id,

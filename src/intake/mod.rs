@@ -4,7 +4,10 @@
 //! acknowledged; an acknowledged event is never lost; a stored event's status only moves
 //! forward (pending → posted | parked; ignored stays ignored).
 
+pub mod plan;
+pub mod reconcile;
 pub mod rules;
+pub mod worker;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -68,4 +71,79 @@ pub struct Recorded {
     pub inserted: bool,
     /// The stored event's status (the earlier one's, for a redelivery).
     pub status: InboxStatus,
+}
+
+/// What the worker decided for one inbox event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Handled: its money movements are in the ledger (or it had none).
+    Posted,
+    /// Failed this time; try again at `next_attempt_at`.
+    Retry {
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// Failed for good (or too often): listed for the treasurer.
+    Parked { error: String },
+}
+
+/// A paid gift as the provider describes it, ready to become a contribution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContribution {
+    pub campaign_id: crate::ids::CampaignId,
+    /// Who the donor is, for now: the normalised email, else the card fingerprint, else the
+    /// charge (see [`identity_key`]).
+    pub identity_key: String,
+    pub payer: crate::provider::stripe::objects::Payer,
+    pub charge_id: String,
+    pub payment_intent_id: Option<String>,
+    /// Set from `checkout.session.*` events only; kept once known.
+    pub checkout_session_id: Option<String>,
+    pub amount: crate::money::Money,
+    pub paid_at: DateTime<Utc>,
+    /// Checkout's custom fields as a JSON object; kept once known.
+    pub custom_fields: Option<String>,
+    pub review_reason: Option<String>,
+}
+
+/// The stored donor and contribution a gift's entries link to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ContributionRef {
+    pub donor_id: i64,
+    pub contribution_id: i64,
+}
+
+/// The key that groups a donor's gifts until the compliance engine resolves identities:
+/// the email, trimmed and lower-cased; else the card; else the charge itself.
+pub fn identity_key(payer: &crate::provider::stripe::objects::Payer, charge_id: &str) -> String {
+    if let Some(email) = payer
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        return format!("email:{}", email.to_lowercase());
+    }
+    if let Some(card) = payer.card_fingerprint.as_deref().filter(|f| !f.is_empty()) {
+        return format!("card:{card}");
+    }
+    format!("charge:{charge_id}")
+}
+
+/// A stored contribution with its donor's name and email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Contribution {
+    pub id: i64,
+    pub campaign_id: crate::ids::CampaignId,
+    pub donor_id: i64,
+    pub donor_name: Option<String>,
+    pub donor_email: Option<String>,
+    pub charge_id: String,
+    pub checkout_session_id: Option<String>,
+    pub amount: crate::money::Money,
+    pub paid_at: DateTime<Utc>,
+    pub card_country: Option<String>,
+    pub card_fingerprint: Option<String>,
+    pub custom_fields: Option<String>,
+    pub review_reason: Option<String>,
 }

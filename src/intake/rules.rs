@@ -6,38 +6,24 @@
 //!   charge, reconciliation), is posted once.
 //! - Amounts are Stripe's own: `amount`, `fee` and `net` as the balance transaction states
 //!   them; no fee is ever computed here, and `net = amount − fee` is checked.
-//! - `effective_at` is when the money moved at Stripe (`created`), not when we heard of it.
+//! - `effective_at` is when the money moved at Stripe (`created`), not when we heard of it;
+//!   a payout's caller passes the day the bank received it.
+//! - The entry's content depends only on the movement and its contribution, never on which
+//!   event led to it, so every route to it replays the same entry.
 //!
 //! Every category posts the same three movements, so every entry balances by construction:
 //! `net` to `assets:stripe`, `fee` to the category's fee account, `−amount` to its counter
 //! account (income for a gift, the refunds or chargebacks contra account, or the bank).
 
-use chrono::DateTime;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
 
 use crate::campaign::Campaign;
 use crate::ids::{IdError, IdempotencyKey};
+use crate::intake::ContributionRef;
 use crate::ledger::{EntryDraft, Links};
 use crate::money::{Currency, Money, MoneyError};
 
-/// The fields of a Stripe balance transaction the ledger needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct BalanceTransaction {
-    pub id: String,
-    /// Signed, in minor units of `currency` (the settlement currency).
-    pub amount: i64,
-    pub fee: i64,
-    pub net: i64,
-    pub currency: String,
-    /// Unix seconds: when the money moved.
-    pub created: i64,
-    pub reporting_category: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The object that caused the movement: `ch_…`, `re_…`, `du_…`, `po_…`.
-    #[serde(default)]
-    pub source: Option<String>,
-}
+pub use crate::provider::stripe::objects::BalanceTransaction;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
@@ -94,11 +80,13 @@ fn accounts_for(category: &str) -> Option<(&'static str, &'static str, &'static 
     })
 }
 
-/// The entry for one balance transaction of `campaign`.
+/// The entry for one balance transaction of `campaign`, linked to the gift it concerns.
+/// `effective_at` overrides the transaction's own time (a payout reaches the bank later).
 pub fn entry_for(
     campaign: &Campaign,
     txn: &BalanceTransaction,
-    event_id: Option<&str>,
+    gift: Option<ContributionRef>,
+    effective_at: Option<DateTime<Utc>>,
 ) -> Result<EntryDraft, RuleError> {
     let (counter, fee_account, what) =
         accounts_for(&txn.reporting_category).ok_or_else(|| RuleError::UnsupportedCategory {
@@ -121,10 +109,13 @@ pub fn entry_for(
             expected: campaign.currency,
         });
     }
-    let effective_at = DateTime::from_timestamp(txn.created, 0).ok_or(RuleError::BadTime {
-        id: txn.id.clone(),
-        created: txn.created,
-    })?;
+    let effective_at = match effective_at {
+        Some(at) => at,
+        None => DateTime::from_timestamp(txn.created, 0).ok_or(RuleError::BadTime {
+            id: txn.id.clone(),
+            created: txn.created,
+        })?,
+    };
     let source = format!("stripe:{}", txn.id);
     let key =
         IdempotencyKey::parse(source.clone()).map_err(|e| RuleError::BadId(txn.id.clone(), e))?;
@@ -135,8 +126,9 @@ pub fn entry_for(
     let money = |minor| Money::from_minor(minor, currency);
     let mut draft = EntryDraft::new(key, description, effective_at).links(Links {
         source: Some(source),
-        event_id: event_id.map(str::to_owned),
-        ..Links::default()
+        event_id: None,
+        donor_id: gift.map(|g| g.donor_id),
+        contribution_id: gift.map(|g| g.contribution_id),
     });
     // Zero movements are left out: a refund has no fee, a charge may net to nothing.
     for (account, minor) in [
@@ -178,7 +170,7 @@ mod tests {
     /// Postings as (account, minor) pairs, after validation as a real entry.
     fn postings(t: &BalanceTransaction) -> Vec<(String, i64)> {
         let c = campaign();
-        let entry = Entry::new(&c, entry_for(&c, t, Some("evt_1")).unwrap()).unwrap();
+        let entry = Entry::new(&c, entry_for(&c, t, None, None).unwrap()).unwrap();
         entry
             .content()
             .postings
@@ -202,7 +194,11 @@ mod tests {
                 ("income:donations".into(), -2500)
             ]
         );
-        let draft = entry_for(&campaign(), &t, Some("evt_1")).unwrap();
+        let gift = ContributionRef {
+            donor_id: 7,
+            contribution_id: 9,
+        };
+        let draft = entry_for(&campaign(), &t, Some(gift), None).unwrap();
         assert_eq!(
             draft.idempotency_key.as_str(),
             "stripe:txn_3SXyA9Fz8kQp3LmN1eFgHiJk"
@@ -212,7 +208,14 @@ mod tests {
             1_764_012_340,
             "when the money moved"
         );
-        assert_eq!(draft.links.event_id.as_deref(), Some("evt_1"));
+        assert_eq!(
+            (draft.links.donor_id, draft.links.contribution_id),
+            (Some(7), Some(9))
+        );
+        assert_eq!(draft.links.event_id, None, "no trace of the route taken");
+        let later = DateTime::from_timestamp(1_764_100_000, 0).unwrap();
+        let payout_day = entry_for(&campaign(), &t, None, Some(later)).unwrap();
+        assert_eq!(payout_day.effective_at, later);
     }
 
     #[test]
@@ -281,25 +284,25 @@ mod tests {
         let mut t = txn(CHARGE);
         t.net = 2400;
         assert!(matches!(
-            entry_for(&c, &t, None),
+            entry_for(&c, &t, None, None),
             Err(RuleError::Inconsistent { .. })
         ));
         let mut t = txn(CHARGE);
         t.currency = "usd".into();
         assert!(matches!(
-            entry_for(&c, &t, None),
+            entry_for(&c, &t, None, None),
             Err(RuleError::WrongCurrency { .. })
         ));
         let mut t = txn(CHARGE);
         t.reporting_category = "topup".into();
         assert!(matches!(
-            entry_for(&c, &t, None),
+            entry_for(&c, &t, None, None),
             Err(RuleError::UnsupportedCategory { .. })
         ));
         let mut t = txn(CHARGE);
         t.amount = i64::MIN;
         assert!(matches!(
-            entry_for(&c, &t, None),
+            entry_for(&c, &t, None, None),
             Err(RuleError::Inconsistent { .. })
         ));
     }
@@ -323,7 +326,7 @@ mod tests {
                 source: None,
             };
             let c = campaign();
-            let draft = entry_for(&c, &t, None).unwrap();
+            let draft = entry_for(&c, &t, None, None).unwrap();
             if draft.postings.len() < 2 {
                 // Only a movement of nothing at all has fewer than two non-zero lines.
                 proptest::prop_assert!(amount == 0 && fee == 0);

@@ -22,7 +22,9 @@ use chrono::{DateTime, Utc};
 
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
-use crate::intake::{InboxEvent, InboxStatus, Recorded};
+use crate::intake::{
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, Recorded, Settlement,
+};
 use crate::ledger::account::AccountKind;
 use crate::ledger::balance::{rollup_keys, RollupKey, Span};
 use crate::ledger::entry::{EntryContent, Links, Posting, StoredEntry};
@@ -306,6 +308,42 @@ fn rollup_rows(rows: Vec<(i64, String, i64, i64)>) -> Result<Vec<(RollupKey, i64
 }
 
 /// Reads a stored status, which the schema's CHECK keeps to the known ones.
+/// The inbox columns a settlement writes: status, last error, next attempt.
+fn settlement_columns(
+    settlement: &Settlement,
+) -> (InboxStatus, Option<&str>, Option<DateTime<Utc>>) {
+    match settlement {
+        Settlement::Posted => (InboxStatus::Posted, None, None),
+        Settlement::Retry {
+            error,
+            next_attempt_at,
+        } => (InboxStatus::Pending, Some(error), Some(*next_attempt_at)),
+        Settlement::Parked { error } => (InboxStatus::Parked, Some(error), None),
+    }
+}
+
+/// A charge belongs to one campaign for good: recording it again for another is refused.
+fn check_contribution_campaign(gift: &NewContribution, stored: i64) -> Result<(), StoreError> {
+    if stored == gift.campaign_id.0 {
+        Ok(())
+    } else {
+        Err(StoreError::Refused(format!(
+            "charge {} is already a contribution to campaign {stored}, not {}",
+            gift.charge_id, gift.campaign_id
+        )))
+    }
+}
+
+fn currency_of(code: &str) -> Result<Currency, StoreError> {
+    Currency::parse(code).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const CONTRIBUTION_COLUMNS: &str =
+    "SELECT c.id, c.campaign_id, c.donor_id, d.name, d.email, c.charge_id,
+        c.checkout_session_id, c.amount, c.currency, c.paid_at, c.card_country, c.card_fingerprint,
+        c.custom_fields, c.review_reason
+     FROM contributions c JOIN donors d ON d.id = c.donor_id";
+
 fn inbox_status(text: &str) -> Result<InboxStatus, StoreError> {
     InboxStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("inbox status {text:?}")))
 }
@@ -559,6 +597,82 @@ impl Store {
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {
         dispatch!(self, s => s.stripe_event(event_id).await)
+    }
+
+    /// Pending events whose next attempt is due, oldest first.
+    pub async fn due_stripe_events(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, StoreError> {
+        dispatch!(self, s => s.due_stripe_events(now, limit).await)
+    }
+
+    /// Events with `status`, oldest first (e.g. the parked ones, for the treasurer).
+    pub async fn stripe_events_with_status(
+        &self,
+        status: InboxStatus,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, StoreError> {
+        dispatch!(self, s => s.stripe_events_with_status(status, limit).await)
+    }
+
+    /// Records the worker's outcome for each event, in one transaction. Only pending events
+    /// change; every settlement counts an attempt.
+    pub async fn settle_stripe_events(
+        &self,
+        settlements: &[(String, Settlement)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if settlements.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, s => s.settle_stripe_events(settlements, now).await)
+    }
+
+    /// Puts a parked event back in the queue; false if it is not parked.
+    pub async fn requeue_stripe_event(&self, event_id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.requeue_stripe_event(event_id).await)
+    }
+
+    /// Records a paid gift and its donor, idempotently on the charge: recording it again
+    /// returns the same ids and only fills in what was missing (the Checkout session's custom
+    /// fields arrive with their own event).
+    pub async fn record_contribution(
+        &self,
+        gift: &NewContribution,
+        now: DateTime<Utc>,
+    ) -> Result<ContributionRef, StoreError> {
+        dispatch!(self, s => s.record_contribution(gift, now).await)
+    }
+
+    pub async fn contribution_by_charge(
+        &self,
+        charge_id: &str,
+    ) -> Result<Option<Contribution>, StoreError> {
+        dispatch!(self, s => s.contribution_by_charge(charge_id).await)
+    }
+
+    /// Which of `keys` the campaign's journal already holds.
+    pub async fn existing_keys(
+        &self,
+        campaign: CampaignId,
+        keys: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, s => s.existing_keys(campaign, keys).await)
+    }
+
+    /// (source, account, amount) for every posting of the campaign's entries whose source
+    /// starts with `prefix`: the ledger side of a reconciliation.
+    pub async fn sourced_postings(
+        &self,
+        campaign: CampaignId,
+        prefix: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        dispatch!(self, s => s.sourced_postings(campaign, prefix).await)
     }
 
     /// Every stored roll-up row.

@@ -15,18 +15,22 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{
-    account_balance, assemble, attach_seals, batch_key, extend_chain, inbox_status,
-    resolve_skipped, rollup_rows, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus,
-    StoreError, StoreOptions,
+    account_balance, assemble, attach_seals, batch_key, check_contribution_campaign, currency_of,
+    extend_chain, inbox_status, resolve_skipped, rollup_rows, settlement_columns, Posted,
+    RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    CONTRIBUTION_COLUMNS,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
 use crate::ids::{CampaignId, EntryId, Slug};
-use crate::intake::{InboxEvent, InboxStatus, Recorded};
+use crate::intake::{
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, Recorded, Settlement,
+};
 use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
+use crate::money::Money;
 use crate::provider::stripe::event::Envelope;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -502,25 +506,214 @@ impl PgStore {
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {
-        let row = sqlx::query("SELECT event_id, type, livemode, created, api_version, payload, received_at, status, attempts, last_error FROM stripe_events WHERE event_id = $1")
+        let row = sqlx::query(&format!("{INBOX_COLUMNS} WHERE event_id = $1"))
             .bind(event_id)
             .fetch_optional(&self.pool)
             .await?;
+        row.as_ref().map(inbox_event).transpose()
+    }
+
+    pub async fn due_stripe_events(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{INBOX_COLUMNS} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
+             ORDER BY received_at, event_id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(inbox_event).collect()
+    }
+
+    pub async fn stripe_events_with_status(
+        &self,
+        status: InboxStatus,
+        limit: i64,
+    ) -> Result<Vec<InboxEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{INBOX_COLUMNS} WHERE status = $1 ORDER BY received_at, event_id LIMIT $2"
+        ))
+        .bind(status.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(inbox_event).collect()
+    }
+
+    pub async fn settle_stripe_events(
+        &self,
+        settlements: &[(String, Settlement)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (event_id, settlement) in settlements {
+            let (status, error, next) = settlement_columns(settlement);
+            // Only a pending event moves: a redelivered or concurrently settled one keeps
+            // its first outcome.
+            sqlx::query(
+                "UPDATE stripe_events SET status = $2, last_error = $3, next_attempt_at = $4,
+                        attempts = attempts + 1, processed_at = $5
+                 WHERE event_id = $1 AND status = 'pending'",
+            )
+            .bind(event_id)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(next)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn requeue_stripe_event(&self, event_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE stripe_events SET status = 'pending', next_attempt_at = NULL, attempts = 0
+             WHERE event_id = $1 AND status = 'parked'",
+        )
+        .bind(event_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn record_contribution(
+        &self,
+        gift: &NewContribution,
+        now: DateTime<Utc>,
+    ) -> Result<ContributionRef, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let payer = &gift.payer;
+        let a = &payer.address;
+        // A donor keeps the details first seen; later gifts only fill what was missing.
+        let donor_id: i64 = sqlx::query_scalar(
+            "INSERT INTO donors (campaign_id, identity_key, name, email, line1, line2, city, postal_code, state, country, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
+                name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
+                line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
+                city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
+                state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
+             RETURNING id",
+        )
+        .bind(gift.campaign_id.0)
+        .bind(&gift.identity_key)
+        .bind(&payer.name)
+        .bind(&payer.email)
+        .bind(&a.line1)
+        .bind(&a.line2)
+        .bind(&a.city)
+        .bind(&a.postal_code)
+        .bind(&a.state)
+        .bind(&a.country)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (contribution_id, stored_campaign): (i64, i64) = sqlx::query_as(
+            "INSERT INTO contributions (campaign_id, donor_id, charge_id, payment_intent_id, checkout_session_id,
+                amount, currency, paid_at, card_country, card_fingerprint, card_brand, card_funding,
+                custom_fields, review_reason, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (charge_id) DO UPDATE SET
+                checkout_session_id = coalesce(contributions.checkout_session_id, excluded.checkout_session_id),
+                custom_fields = coalesce(contributions.custom_fields, excluded.custom_fields)
+             RETURNING id, campaign_id",
+        )
+        .bind(gift.campaign_id.0)
+        .bind(donor_id)
+        .bind(&gift.charge_id)
+        .bind(&gift.payment_intent_id)
+        .bind(&gift.checkout_session_id)
+        .bind(gift.amount.minor())
+        .bind(gift.amount.currency().code())
+        .bind(gift.paid_at)
+        .bind(&payer.card_country)
+        .bind(&payer.card_fingerprint)
+        .bind(&payer.card_brand)
+        .bind(&payer.card_funding)
+        .bind(&gift.custom_fields)
+        .bind(&gift.review_reason)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let donor_id: i64 = sqlx::query_scalar("SELECT donor_id FROM contributions WHERE id = $1")
+            .bind(contribution_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        check_contribution_campaign(gift, stored_campaign)?;
+        Ok(ContributionRef {
+            donor_id,
+            contribution_id,
+        })
+    }
+
+    pub async fn contribution_by_charge(
+        &self,
+        charge_id: &str,
+    ) -> Result<Option<Contribution>, StoreError> {
+        let row = sqlx::query(&format!("{CONTRIBUTION_COLUMNS} WHERE c.charge_id = $1"))
+            .bind(charge_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| {
-            Ok(InboxEvent {
-                event_id: r.try_get("event_id")?,
-                kind: r.try_get("type")?,
-                livemode: r.try_get("livemode")?,
-                created: r.try_get("created")?,
-                api_version: r.try_get("api_version")?,
-                payload: r.try_get("payload")?,
-                received_at: r.try_get("received_at")?,
-                status: inbox_status(r.try_get("status")?)?,
-                attempts: r.try_get("attempts")?,
-                last_error: r.try_get("last_error")?,
+            Ok(Contribution {
+                id: r.try_get("id")?,
+                campaign_id: CampaignId(r.try_get("campaign_id")?),
+                donor_id: r.try_get("donor_id")?,
+                donor_name: r.try_get("name")?,
+                donor_email: r.try_get("email")?,
+                charge_id: r.try_get("charge_id")?,
+                checkout_session_id: r.try_get("checkout_session_id")?,
+                amount: Money::from_minor(
+                    r.try_get("amount")?,
+                    currency_of(r.try_get::<&str, _>("currency")?)?,
+                ),
+                paid_at: r.try_get("paid_at")?,
+                card_country: r.try_get("card_country")?,
+                card_fingerprint: r.try_get("card_fingerprint")?,
+                custom_fields: r.try_get("custom_fields")?,
+                review_reason: r.try_get("review_reason")?,
             })
         })
         .transpose()
+    }
+
+    pub async fn existing_keys(
+        &self,
+        campaign: CampaignId,
+        keys: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT idempotency_key FROM entries WHERE campaign_id = $1 AND idempotency_key = ANY($2)",
+        )
+        .bind(campaign.0)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn sourced_postings(
+        &self,
+        campaign: CampaignId,
+        prefix: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT e.source, a.name, p.amount FROM entries e
+             JOIN postings p ON p.entry_id = e.id JOIN accounts a ON a.id = p.account_id
+             WHERE e.campaign_id = $1 AND starts_with(e.source, $2)
+             ORDER BY e.id, a.name",
+        )
+        .bind(campaign.0)
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     pub async fn rollups(&self) -> Result<Vec<(RollupKey, i64)>, StoreError> {
@@ -614,6 +807,23 @@ fn redact(url: &str) -> String {
 
 const CAMPAIGN_COLUMNS: &str =
     "SELECT id, slug, name, rule_pack, currency, timezone, election, created_at FROM campaigns";
+
+const INBOX_COLUMNS: &str = "SELECT event_id, type, livemode, created, api_version, payload, received_at, status, attempts, last_error FROM stripe_events";
+
+fn inbox_event(r: &PgRow) -> Result<InboxEvent, StoreError> {
+    Ok(InboxEvent {
+        event_id: r.try_get("event_id")?,
+        kind: r.try_get("type")?,
+        livemode: r.try_get("livemode")?,
+        created: r.try_get("created")?,
+        api_version: r.try_get("api_version")?,
+        payload: r.try_get("payload")?,
+        received_at: r.try_get("received_at")?,
+        status: inbox_status(r.try_get("status")?)?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
 
 fn raw_campaign(row: &PgRow) -> Result<RawCampaign, StoreError> {
     Ok(RawCampaign {

@@ -17,6 +17,7 @@ use obole::app::{App, ServeSettings};
 use obole::campaign::{Campaign, NewCampaign};
 use obole::clock::ManualClock;
 use obole::http::Limits;
+use obole::intake::worker::WorkerOptions;
 use obole::provider::stripe::StripeSettings;
 use obole::store::{Store, StoreOptions};
 use sqlx::{Connection, Executor};
@@ -167,8 +168,14 @@ impl Running {
                 body_bytes_max,
             },
             stripe,
+            stripe_campaign: None,
+            intake: WorkerOptions::default(),
             demo,
         };
+        Running::start_with(db, settings).await
+    }
+
+    pub async fn start_with(db: &TestDb, settings: ServeSettings) -> Running {
         let app = App::build(&settings, db.clock.clone()).await.unwrap();
         let base = format!("http://{}", app.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

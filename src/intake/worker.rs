@@ -1,0 +1,495 @@
+//! The intake worker: takes due events from the inbox, asks Stripe for the current state of
+//! what each is about, records the contribution and posts every money movement, then settles
+//! the events (posted, retry later, or parked).
+//!
+//! Invariants:
+//! - Exactly once: each money movement is posted under the key `stripe:<txn id>`; a movement
+//!   already in the journal is not fetched again, and a race between two routes to it ends in
+//!   a replay, never a second entry.
+//! - Nothing is lost: an event is settled only after everything it led to is durable. A worker
+//!   killed in between leaves the event pending; the next run redoes it and replays.
+//! - Event order is never trusted: the events of one object are handled together from its
+//!   state at Stripe, so any order of arrival ends in the same ledger.
+//! - A failure is retried with exponential backoff and parked after a bound, with its error,
+//!   for `obole intake failures`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{read_event, EventPlan, RetryPolicy, SessionFacts, Subject};
+use super::rules::{entry_for, RuleError};
+use super::{identity_key, ContributionRef, InboxEvent, NewContribution, Settlement};
+use crate::campaign::Campaign;
+use crate::clock::Clock;
+use crate::ids::Slug;
+use crate::journal::{Journal, JournalError};
+use crate::money::{Currency, Money};
+use crate::provider::stripe::client::{ApiError, StripeClient};
+use crate::provider::stripe::objects::{BalanceTransaction, Charge, ChargeStatus, Payout};
+use crate::store::{Store, StoreError};
+
+/// How the worker paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// Events taken from the inbox per round.
+    pub batch: i64,
+    /// Subjects (charges, payouts) synchronised at once: Stripe calls overlap.
+    pub concurrency: usize,
+    /// How long to sleep when the inbox is empty, unless woken by a new event.
+    pub idle_poll: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions {
+            batch: 512,
+            concurrency: 64,
+            idle_poll: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Why synchronising a subject failed.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    /// Worth retrying: Stripe or the database did not answer, or Stripe's state is not final
+    /// yet (a capture not settled).
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help until someone changes something: park at once.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<ApiError> for SyncError {
+    fn from(error: ApiError) -> SyncError {
+        SyncError::Transient(error.to_string())
+    }
+}
+
+impl From<StoreError> for SyncError {
+    fn from(error: StoreError) -> SyncError {
+        match error {
+            StoreError::Unreachable { .. } | StoreError::Database(_) => {
+                SyncError::Transient(error.to_string())
+            }
+            other => SyncError::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl From<JournalError> for SyncError {
+    fn from(error: JournalError) -> SyncError {
+        match error {
+            JournalError::Store(e) => e.into(),
+            other => SyncError::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl From<RuleError> for SyncError {
+    fn from(error: RuleError) -> SyncError {
+        SyncError::Permanent(error.to_string())
+    }
+}
+
+/// The events of one round that concern one subject.
+#[derive(Default)]
+struct Group {
+    events: Vec<InboxEvent>,
+    refunds: bool,
+    disputes: bool,
+    session: Option<SessionFacts>,
+}
+
+pub struct IntakeWorker {
+    store: Store,
+    journal: Journal,
+    api: StripeClient,
+    clock: Arc<dyn Clock>,
+    /// The campaign of the Stripe account behind the webhook endpoint: payouts go to it, and
+    /// payments without campaign metadata (flagged for review).
+    endpoint_campaign: Option<Slug>,
+    options: WorkerOptions,
+    wake: Arc<Notify>,
+}
+
+impl IntakeWorker {
+    pub fn new(
+        journal: Journal,
+        api: StripeClient,
+        clock: Arc<dyn Clock>,
+        endpoint_campaign: Option<Slug>,
+        options: WorkerOptions,
+    ) -> Arc<IntakeWorker> {
+        Arc::new(IntakeWorker {
+            store: journal.store().clone(),
+            journal,
+            api,
+            clock,
+            endpoint_campaign,
+            options,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notified when an event arrives, so the worker does not wait for its next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs rounds until `stop`; sleeps between empty rounds.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let handled = match self.clone().round().await {
+                Ok(n) => n,
+                Err(error) => {
+                    tracing::warn!(%error, "intake round failed; will retry");
+                    0
+                }
+            };
+            if handled == 0 {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.options.idle_poll) => {}
+                }
+            } else if stop.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    /// Takes due events until none is left; returns how many were settled. For tests and
+    /// one-shot commands.
+    pub async fn drain(self: Arc<Self>) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.clone().round().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    /// One round: due events, grouped by subject, synchronised concurrently, then settled in
+    /// one write. Returns how many events it settled.
+    pub async fn round(self: Arc<Self>) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let events = self
+            .store
+            .due_stripe_events(now, self.options.batch)
+            .await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut settlements = Vec::with_capacity(events.len());
+        let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
+        for event in events {
+            match read_event(&event.kind, &event.payload) {
+                Err(error) => settlements.push((
+                    event.event_id,
+                    Settlement::Parked {
+                        error: error.to_string(),
+                    },
+                )),
+                Ok(EventPlan {
+                    subject: Subject::Nothing(_),
+                    ..
+                }) => settlements.push((event.event_id, Settlement::Posted)),
+                Ok(plan) => {
+                    let group = groups.entry(plan.subject).or_default();
+                    group.refunds |= plan.refunds;
+                    group.disputes |= plan.disputes;
+                    if group.session.is_none() {
+                        group.session = plan.session;
+                    }
+                    group.events.push(event);
+                }
+            }
+        }
+        let mut tasks = JoinSet::new();
+        let mut groups = groups.into_iter();
+        loop {
+            while tasks.len() < self.options.concurrency.max(1) {
+                let Some((subject, group)) = groups.next() else {
+                    break;
+                };
+                let worker = self.clone();
+                tasks.spawn(async move {
+                    let outcome = worker.sync(&subject, &group).await;
+                    if let Err(error) = &outcome {
+                        tracing::warn!(?subject, %error, "intake: could not post");
+                    }
+                    (group.events, outcome)
+                });
+            }
+            let Some(done) = tasks.join_next().await else {
+                break;
+            };
+            let (events, outcome) = done.map_err(|e| StoreError::Refused(e.to_string()))?;
+            for event in events {
+                settlements.push((
+                    event.event_id.clone(),
+                    self.settlement(&event, &outcome, now),
+                ));
+            }
+        }
+        let settled = settlements.len();
+        self.store
+            .settle_stripe_events(&settlements, self.clock.now())
+            .await?;
+        Ok(settled)
+    }
+
+    fn settlement(
+        &self,
+        event: &InboxEvent,
+        outcome: &Result<(), SyncError>,
+        now: DateTime<Utc>,
+    ) -> Settlement {
+        let failures = event.attempts.saturating_add(1);
+        let retry = self.options.retry;
+        match outcome {
+            Ok(()) => Settlement::Posted,
+            Err(SyncError::Permanent(error)) => Settlement::Parked {
+                error: error.clone(),
+            },
+            Err(SyncError::Transient(error)) if retry.gives_up(failures) => Settlement::Parked {
+                error: format!("gave up after {failures} attempts: {error}"),
+            },
+            Err(SyncError::Transient(error)) => Settlement::Retry {
+                error: error.clone(),
+                next_attempt_at: now
+                    + chrono::Duration::from_std(retry.backoff(failures))
+                        .unwrap_or(chrono::Duration::MAX),
+            },
+        }
+    }
+
+    async fn sync(&self, subject: &Subject, group: &Group) -> Result<(), SyncError> {
+        match subject {
+            Subject::Charge(id) => self.sync_charge(self.api.charge(id).await?, group).await,
+            Subject::PaymentIntent(id) => {
+                let charges = self.api.charges_of_payment_intent(id).await?;
+                let paid = charges
+                    .into_iter()
+                    .find(|c| c.status == ChargeStatus::Succeeded)
+                    .ok_or_else(|| {
+                        SyncError::Transient(format!(
+                            "payment intent {id} has no successful charge yet"
+                        ))
+                    })?;
+                self.sync_charge(paid, group).await
+            }
+            Subject::Payout(id) => self.sync_payout(self.api.payout(id).await?).await,
+            Subject::Nothing(_) => Ok(()),
+        }
+    }
+
+    /// Records the charge's contribution, then posts each of its money movements: the
+    /// payment, every refund (and refund failure), every dispute withdrawal and reinstatement.
+    async fn sync_charge(&self, charge: Charge, group: &Group) -> Result<(), SyncError> {
+        match charge.status {
+            ChargeStatus::Failed => return Ok(()),
+            ChargeStatus::Pending => {
+                return Err(SyncError::Transient(format!(
+                    "charge {} is still pending",
+                    charge.id
+                )))
+            }
+            ChargeStatus::Succeeded => {}
+        }
+        let Some(payment) = charge.balance_transaction.clone() else {
+            return Err(SyncError::Transient(format!(
+                "charge {} has no balance transaction yet (capture not settled)",
+                charge.id
+            )));
+        };
+        let (campaign, review_reason) = self.campaign_of(&charge).await?;
+        let currency = Currency::parse(&charge.currency)
+            .map_err(|e| SyncError::Permanent(format!("charge {}: {e}", charge.id)))?;
+        let paid_at = DateTime::from_timestamp(charge.created, 0)
+            .ok_or_else(|| SyncError::Permanent(format!("charge {}: bad time", charge.id)))?;
+        let gift = NewContribution {
+            campaign_id: campaign.id,
+            identity_key: identity_key(&charge.payer, &charge.id),
+            payer: charge.payer.clone(),
+            charge_id: charge.id.clone(),
+            payment_intent_id: charge.payment_intent.clone(),
+            checkout_session_id: group.session.as_ref().map(|s| s.session_id.clone()),
+            amount: Money::from_minor(charge.amount, currency),
+            paid_at,
+            custom_fields: group.session.as_ref().and_then(|s| s.custom_fields.clone()),
+            review_reason,
+        };
+        let gift = self
+            .store
+            .record_contribution(&gift, self.clock.now())
+            .await?;
+
+        let mut by_id = vec![payment];
+        if charge.amount_refunded > 0 || group.refunds {
+            for refund in self.api.refunds_of_charge(&charge.id).await? {
+                by_id.extend(refund.balance_transaction);
+                by_id.extend(refund.failure_balance_transaction);
+            }
+        }
+        let mut fetched = Vec::new();
+        if charge.disputed || group.disputes {
+            for dispute in self.api.disputes_of_charge(&charge.id).await? {
+                fetched.extend(dispute.balance_transactions);
+            }
+        }
+        let posted = self
+            .posted(&campaign, by_id.iter().chain(fetched.iter().map(|t| &t.id)))
+            .await?;
+        for id in by_id.iter().filter(|id| !posted.contains(id)) {
+            let txn = self.api.balance_transaction(id).await?;
+            self.post(&campaign, &txn, Some(gift), None).await?;
+        }
+        for txn in fetched.iter().filter(|t| !posted.contains(&t.id)) {
+            self.post(&campaign, txn, Some(gift), None).await?;
+        }
+        Ok(())
+    }
+
+    /// Posts a payout that reached the bank (effective the day it arrived) and, if it failed
+    /// or was canceled, the movement that returned the money.
+    async fn sync_payout(&self, payout: Payout) -> Result<(), SyncError> {
+        let final_state = matches!(payout.status.as_str(), "paid" | "failed" | "canceled");
+        if !final_state {
+            return Err(SyncError::Transient(format!(
+                "payout {} is still {} at Stripe",
+                payout.id, payout.status
+            )));
+        }
+        let campaign = self.endpoint_campaign().await?.ok_or_else(|| {
+            SyncError::Permanent(format!(
+                "payout {}: no campaign is configured for this Stripe account (STRIPE_CAMPAIGN)",
+                payout.id
+            ))
+        })?;
+        let arrival = DateTime::from_timestamp(payout.arrival_date, 0);
+        let ids: Vec<String> = payout
+            .balance_transaction
+            .iter()
+            .chain(payout.failure_balance_transaction.iter())
+            .cloned()
+            .collect();
+        let posted = self.posted(&campaign, ids.iter()).await?;
+        for id in ids.iter().filter(|id| !posted.contains(id)) {
+            let txn = self.api.balance_transaction(id).await?;
+            // The bank holds the money from the day it arrived; a failure returns it no
+            // earlier than that.
+            let moved = DateTime::from_timestamp(txn.created, 0);
+            let effective = arrival.max(moved);
+            self.post(&campaign, &txn, None, effective).await?;
+        }
+        Ok(())
+    }
+
+    /// The movement ids among `ids` already in the campaign's journal.
+    async fn posted<'a>(
+        &self,
+        campaign: &Campaign,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> Result<Vec<String>, SyncError> {
+        let keys: Vec<String> = ids.map(|id| format!("stripe:{id}")).collect();
+        let found = self.store.existing_keys(campaign.id, &keys).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|k| k.strip_prefix("stripe:").map(str::to_owned))
+            .collect())
+    }
+
+    async fn post(
+        &self,
+        campaign: &Campaign,
+        txn: &BalanceTransaction,
+        gift: Option<ContributionRef>,
+        effective_at: Option<DateTime<Utc>>,
+    ) -> Result<(), SyncError> {
+        let draft = entry_for(campaign, txn, gift, effective_at)?;
+        let posted = self.journal.record(campaign, draft).await?;
+        tracing::debug!(txn = %txn.id, entry = %posted.entry_id, replayed = posted.replayed, "posted");
+        Ok(())
+    }
+
+    /// The campaign a payment belongs to: the one Obole's checkout named in its metadata, or
+    /// else the endpoint's, with the reason it needs a treasurer's review.
+    async fn campaign_of(&self, charge: &Charge) -> Result<(Campaign, Option<String>), SyncError> {
+        let named = charge.metadata.get("campaign");
+        if let Some(slug) = named {
+            if let Some(campaign) = self.campaign(slug).await? {
+                return Ok((campaign, None));
+            }
+        }
+        let reason = match named {
+            Some(slug) => format!("its metadata names campaign {slug:?}, which does not exist"),
+            None => {
+                "it carries no campaign metadata (not made through Obole's checkout)".to_owned()
+            }
+        };
+        match self.endpoint_campaign().await? {
+            Some(campaign) => Ok((campaign, Some(reason))),
+            None => Err(SyncError::Permanent(format!(
+                "charge {}: {reason}, and no campaign is configured for this Stripe account (STRIPE_CAMPAIGN)",
+                charge.id
+            ))),
+        }
+    }
+
+    async fn endpoint_campaign(&self) -> Result<Option<Campaign>, SyncError> {
+        match &self.endpoint_campaign {
+            Some(slug) => {
+                let campaign = self.store.campaign(slug).await?;
+                campaign.map(Some).ok_or_else(|| {
+                    SyncError::Permanent(format!(
+                        "STRIPE_CAMPAIGN names {slug}, which does not exist"
+                    ))
+                })
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn campaign(&self, slug: &str) -> Result<Option<Campaign>, SyncError> {
+        match Slug::parse(slug) {
+            Ok(slug) => Ok(self.store.campaign(&slug).await?),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// A worker running in the background.
+pub struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts `worker` on its own task.
+pub fn spawn(worker: Arc<IntakeWorker>) -> Running {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    Running { stop, task }
+}
+
+impl Running {
+    /// Finishes the round in progress (its results are settled) and stops.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the intake worker ended abnormally");
+        }
+    }
+}
