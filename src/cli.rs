@@ -97,6 +97,12 @@ pub struct ServeArgs {
     pub body_limit_bytes: usize,
     #[command(flatten)]
     pub stripe: StripeArgs,
+    /// Stripe objects the intake worker synchronises at once (its Stripe calls overlap).
+    #[arg(long, env = "OBOLE_INTAKE_CONCURRENCY", default_value_t = WorkerOptions::default().concurrency)]
+    pub intake_concurrency: usize,
+    /// Inbox events the intake worker takes per round.
+    #[arg(long, env = "OBOLE_INTAKE_BATCH", default_value_t = WorkerOptions::default().batch)]
+    pub intake_batch: i64,
 }
 
 /// How to reach the campaign's Stripe account.
@@ -270,7 +276,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             stripe: args.stripe.settings()?,
             stripe_campaign: args.stripe.campaign()?,
-            intake: WorkerOptions::default(),
+            intake: WorkerOptions {
+                concurrency: args.intake_concurrency.max(1),
+                batch: args.intake_batch.max(1),
+                ..WorkerOptions::default()
+            },
             demo: args.demo,
         };
         let app = App::build(&settings, clock).await?;

@@ -507,7 +507,138 @@ async fn an_event_that_keeps_failing_is_parked_listed_and_can_be_retried(db: &Te
     h.server.shutdown().await;
 }
 
+/// Starts `obole serve` as its own process against `db`, posting with one Stripe object at a
+/// time; returns it once ready.
+async fn serve_process(db: &TestDb, sim_base: &str) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_obole"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--intake-concurrency",
+            "1",
+        ])
+        .env("OBOLE_DATABASE_URL", &db.url)
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .env("STRIPE_SECRET_KEY", KEY)
+        .env("STRIPE_API_BASE", sim_base)
+        .env("STRIPE_CAMPAIGN", CAMPAIGN)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            if r.status() == 200 {
+                return (child, base);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("obole serve did not become ready");
+}
+
+async fn the_worker_killed_between_two_events_loses_nothing_and_posts_nothing_twice(db: &TestDb) {
+    let campaign = db.campaign(CAMPAIGN).await;
+    let sim = StripeSim::new(1_764_012_000);
+    let sim_base = sim.serve().await.unwrap();
+    // Slow Stripe answers spread the worker's posts out, so the kill lands between them.
+    sim.set_latency(Duration::from_millis(40));
+    let (mut server, base) = serve_process(db, &sim_base).await;
+    let mut events = Vec::new();
+    for n in 0..20 {
+        events.extend(
+            sim.donate(&Gift::new(1000 + n, CAMPAIGN, &format!("d{n}@example.fr")))
+                .events,
+        );
+    }
+    let client = reqwest::Client::new();
+    for event in &events {
+        let now = chrono::Utc::now().timestamp();
+        let response = client
+            .post(format!("{base}/webhooks/stripe"))
+            .header("Stripe-Signature", event.signature(&[SECRET], now))
+            .body(event.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let posted = || async {
+        db.store
+            .sourced_postings(campaign.id, "stripe:")
+            .await
+            .unwrap()
+            .len()
+            / 3
+    };
+    while posted().await < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let at_kill = posted().await;
+    let pending = db
+        .store
+        .stripe_events_with_status(InboxStatus::Pending, 1000)
+        .await
+        .unwrap();
+    assert!(at_kill < 20, "killed mid-way, after {at_kill} of 20 gifts");
+    assert!(
+        !pending.is_empty(),
+        "some events were acknowledged but not yet settled"
+    );
+
+    sim.set_latency(Duration::ZERO);
+    let (mut restarted, _) = serve_process(db, &sim_base).await;
+    for _ in 0..400 {
+        if db
+            .store
+            .stripe_events_with_status(InboxStatus::Pending, 1)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    for event in &events {
+        let stored = db.store.stripe_event(&event.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.status,
+            InboxStatus::Posted,
+            "{} {}",
+            event.id,
+            event.kind
+        );
+    }
+    let postings = db
+        .store
+        .sourced_postings(campaign.id, "stripe:")
+        .await
+        .unwrap();
+    let mut sources: Vec<&String> = postings.iter().map(|(s, _, _)| s).collect();
+    sources.dedup();
+    assert_eq!(sources.len(), 20, "every gift once");
+    assert_eq!(postings.len(), 60, "three postings each, none twice");
+    let income: i64 = postings
+        .iter()
+        .filter(|(_, account, _)| account == "income:donations")
+        .map(|(_, _, amount)| amount)
+        .sum();
+    assert_eq!(income, -(0..20).map(|n| 1000 + n).sum::<i64>());
+}
+
 on_both_stores!(
+    the_worker_killed_between_two_events_loses_nothing_and_posts_nothing_twice,
     a_donations_whole_life_ends_with_the_right_balance_on_every_account,
     the_same_event_delivered_twenty_times_posts_once,
     different_events_for_one_money_movement_post_it_once,
