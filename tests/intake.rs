@@ -516,7 +516,7 @@ async fn serve_process(db: &TestDb, sim_base: &str) -> (std::process::Child, Str
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_obole"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_obole"))
         .args([
             "serve",
             "--listen",
@@ -540,6 +540,8 @@ async fn serve_process(db: &TestDb, sim_base: &str) -> (std::process::Child, Str
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
     panic!("obole serve did not become ready");
 }
 
