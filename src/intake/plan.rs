@@ -44,6 +44,9 @@ pub struct EventPlan {
     /// The event is about a dispute.
     pub disputes: bool,
     pub session: Option<SessionFacts>,
+    /// `(payment intent, charge)` when the snapshot links the two (a link never changes), so
+    /// a session's event can join its charge's events without asking Stripe.
+    pub link: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +79,7 @@ pub fn read_event(kind: &str, payload: &str) -> Result<EventPlan, PlanError> {
         refunds: false,
         disputes: false,
         session: None,
+        link: None,
     };
     plan.subject = match kind {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
@@ -123,6 +127,17 @@ pub fn read_event(kind: &str, payload: &str) -> Result<EventPlan, PlanError> {
             Subject::Payout(required("id")?)
         }
         _ => Subject::Nothing("not a type Obole posts"),
+    };
+    plan.link = match (&plan.subject, kind) {
+        (Subject::Charge(charge), "payment_intent.succeeded") => {
+            text(object, "id").map(|pi| (pi.to_owned(), charge.clone()))
+        }
+        (Subject::Charge(charge), k)
+            if k.starts_with("charge.") && !k.starts_with("charge.dispute.") =>
+        {
+            text(object, "payment_intent").map(|pi| (pi.to_owned(), charge.clone()))
+        }
+        _ => None,
     };
     Ok(plan)
 }
@@ -250,6 +265,37 @@ mod tests {
         for (kind, object, subject) in cases {
             assert_eq!(plan(kind, object).unwrap().subject, subject, "{kind}");
         }
+    }
+
+    #[test]
+    fn charge_and_payment_intent_snapshots_link_the_two() {
+        let link = |kind, object| plan(kind, object).unwrap().link;
+        let both = Some(("pi_1".to_owned(), "ch_1".to_owned()));
+        assert_eq!(
+            link(
+                "charge.succeeded",
+                r#"{"id":"ch_1","payment_intent":"pi_1"}"#
+            ),
+            both
+        );
+        assert_eq!(
+            link(
+                "payment_intent.succeeded",
+                r#"{"id":"pi_1","latest_charge":"ch_1"}"#
+            ),
+            both
+        );
+        assert_eq!(
+            link("charge.succeeded", r#"{"id":"ch_1","payment_intent":null}"#),
+            None
+        );
+        assert_eq!(
+            link(
+                "refund.created",
+                r#"{"id":"re_1","charge":"ch_1","payment_intent":"pi_1"}"#
+            ),
+            None
+        );
     }
 
     #[test]

@@ -193,9 +193,28 @@ impl IntakeWorker {
             return Ok(0);
         }
         let mut settlements = Vec::with_capacity(events.len());
-        let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
+        let mut plans = Vec::with_capacity(events.len());
         for event in events {
-            match read_event(&event.kind, &event.payload) {
+            let plan = read_event(&event.kind, &event.payload);
+            plans.push((event, plan));
+        }
+        // A Checkout session names only its payment intent; when another event of the round
+        // links that intent to its charge, the session joins the charge's group.
+        let charge_of: BTreeMap<String, String> = plans
+            .iter()
+            .filter_map(|(_, plan)| plan.as_ref().ok()?.link.clone())
+            .collect();
+        let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
+        for (event, plan) in plans {
+            let plan = plan.map(|mut plan| {
+                if let Subject::PaymentIntent(pi) = &plan.subject {
+                    if let Some(charge) = charge_of.get(pi) {
+                        plan.subject = Subject::Charge(charge.clone());
+                    }
+                }
+                plan
+            });
+            match plan {
                 Err(error) => settlements.push((
                     event.event_id,
                     Settlement::Parked {
@@ -320,22 +339,33 @@ impl IntakeWorker {
             .map_err(|e| SyncError::Permanent(format!("charge {}: {e}", charge.id)))?;
         let paid_at = DateTime::from_timestamp(charge.created, 0)
             .ok_or_else(|| SyncError::Permanent(format!("charge {}: bad time", charge.id)))?;
-        let gift = NewContribution {
-            campaign_id: campaign.id,
-            identity_key: identity_key(&charge.payer, &charge.id),
-            payer: charge.payer.clone(),
-            charge_id: charge.id.clone(),
-            payment_intent_id: charge.payment_intent.clone(),
-            checkout_session_id: group.session.as_ref().map(|s| s.session_id.clone()),
-            amount: Money::from_minor(charge.amount, currency),
-            paid_at,
-            custom_fields: group.session.as_ref().and_then(|s| s.custom_fields.clone()),
-            review_reason,
+        // Most events find the contribution already recorded: a read then spares a write.
+        let known = self.store.contribution_by_charge(&charge.id).await?;
+        let gift = match known {
+            Some(c) if group.session.is_none() || c.checkout_session_id.is_some() => {
+                ContributionRef {
+                    donor_id: c.donor_id,
+                    contribution_id: c.id,
+                }
+            }
+            _ => {
+                let gift = NewContribution {
+                    campaign_id: campaign.id,
+                    identity_key: identity_key(&charge.payer, &charge.id),
+                    payer: charge.payer.clone(),
+                    charge_id: charge.id.clone(),
+                    payment_intent_id: charge.payment_intent.clone(),
+                    checkout_session_id: group.session.as_ref().map(|s| s.session_id.clone()),
+                    amount: Money::from_minor(charge.amount, currency),
+                    paid_at,
+                    custom_fields: group.session.as_ref().and_then(|s| s.custom_fields.clone()),
+                    review_reason,
+                };
+                self.store
+                    .record_contribution(&gift, self.clock.now())
+                    .await?
+            }
         };
-        let gift = self
-            .store
-            .record_contribution(&gift, self.clock.now())
-            .await?;
 
         let mut by_id = vec![payment];
         if charge.amount_refunded > 0 || group.refunds {

@@ -1,0 +1,289 @@
+//! Webhook intake under load (results go in BENCHMARKS.md).
+//!
+//! Plays a Stripe account: N donations from a pool of donors, each with its realistic event
+//! set (Checkout session, payment intent, charge succeeded, charge updated with the fee; a
+//! share also refunded: refund created, charge refunded), each donation's events shuffled and
+//! some delivered twice. Events are signed and POSTed to the real server by concurrent
+//! senders at a target rate; the intake worker fetches state from the simulated Stripe API
+//! and posts to the ledger. Measures webhook ack latency and how many donations per second
+//! are posted until the inbox has drained, then checks every donation was posted once.
+//!
+//! Everything runs in this one process on this machine: the load generator, the simulated
+//! Stripe API and the server share its cores with the database.
+//!
+//! `cargo bench --bench intake -- --database-url postgres://… --donations 20000 --rate 1000`
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use clap::Parser;
+use obole::app::{App, ServeSettings};
+use obole::campaign::NewCampaign;
+use obole::clock::{Clock, SystemClock};
+use obole::http::Limits;
+use obole::ids::Slug;
+use obole::intake::worker::WorkerOptions;
+use obole::intake::InboxStatus;
+use obole::provider::stripe::sim::{Gift, SimEvent, StripeSim};
+use obole::provider::stripe::StripeSettings;
+use obole::store::{Store, StoreOptions};
+
+const SECRET: &str = "whsec_bench";
+
+#[derive(Parser)]
+#[command(about = "Obole webhook intake benchmark")]
+struct Args {
+    #[arg(
+        long,
+        env = "OBOLE_DATABASE_URL",
+        default_value = "sqlite://bench-intake.db"
+    )]
+    database_url: String,
+    /// Donations to play.
+    #[arg(long, default_value_t = 20_000)]
+    donations: usize,
+    /// Distinct donors (gifts cycle through them).
+    #[arg(long, default_value_t = 5_000)]
+    donors: usize,
+    /// Target donations per second (0: as fast as the senders go).
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Concurrent HTTP senders (Stripe delivers in parallel).
+    #[arg(long, default_value_t = 64)]
+    senders: usize,
+    /// Percent of events delivered a second time.
+    #[arg(long, default_value_t = 10)]
+    duplicate_percent: u64,
+    /// Percent of donations partly refunded.
+    #[arg(long, default_value_t = 5)]
+    refund_percent: u64,
+    /// Stripe objects the worker synchronises at once.
+    #[arg(long, default_value_t = WorkerOptions::default().concurrency)]
+    concurrency: usize,
+    /// Inbox events per worker round.
+    #[arg(long, default_value_t = WorkerOptions::default().batch)]
+    batch: i64,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// A small deterministic generator (xorshift64*): the same run plays the same load.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `d` in thousandths, printed with two decimals (seconds as "s.ss"; pass `d * 1000` for ms).
+fn millis(d: Duration) -> String {
+    let m = d.as_millis();
+    format!("{}.{:02}", m / 1000, m % 1000 / 10)
+}
+
+fn per_second(count: usize, over: Duration) -> u128 {
+    count as u128 * 1_000_000 / over.as_micros().max(1)
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let clock = SystemClock;
+    let store = Store::connect(&args.database_url, &StoreOptions::default()).await?;
+    store.migrate().await?;
+    let slug = format!("bench-intake-{}", clock.now().timestamp());
+    let new = NewCampaign::parse(
+        &slug,
+        "Intake benchmark",
+        "fr-candidate",
+        "EUR",
+        "Europe/Paris",
+        None,
+    )?;
+    let campaign = store.create_campaign(&new, clock.now()).await?;
+
+    // The Stripe account and its events, generated before the clock starts.
+    let sim = StripeSim::new(clock.now().timestamp());
+    let sim_base = sim.serve().await?;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut refunds = 0;
+    let mut plays: Vec<Vec<SimEvent>> = Vec::with_capacity(args.donations);
+    for n in 0..args.donations {
+        let amount = 200 + i64::try_from(rng.below(9_800)).unwrap_or(0);
+        let donor = n % args.donors.max(1);
+        let donation = sim.donate(&Gift::new(
+            amount,
+            &slug,
+            &format!("donor{donor}@example.fr"),
+        ));
+        let mut events = donation.events;
+        if rng.below(100) < args.refund_percent {
+            refunds += 1;
+            events.extend(sim.refund(&donation.charge, amount / 2).1);
+        }
+        for i in (1..events.len()).rev() {
+            let j = usize::try_from(rng.below(i as u64 + 1)).unwrap_or(0);
+            events.swap(i, j);
+        }
+        let again: Vec<SimEvent> = events
+            .iter()
+            .filter(|_| rng.below(100) < args.duplicate_percent)
+            .cloned()
+            .collect();
+        events.extend(again);
+        plays.push(events);
+    }
+    let events_total: usize = plays.iter().map(Vec::len).sum();
+
+    let settings = ServeSettings {
+        database_url: args.database_url.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        store: StoreOptions {
+            pool_size: 32,
+            ..StoreOptions::default()
+        },
+        limits: Limits {
+            request_timeout: Duration::from_secs(10),
+            body_bytes_max: 256 * 1024,
+        },
+        stripe: StripeSettings::new(Some(SECRET), Some("sk_test_bench"), 300, Some(&sim_base))?,
+        stripe_campaign: Some(Slug::parse(&slug)?),
+        intake: WorkerOptions {
+            concurrency: args.concurrency,
+            batch: args.batch,
+            ..WorkerOptions::default()
+        },
+        demo: false,
+    };
+    let app = App::build(&settings, Arc::new(SystemClock)).await?;
+    let base = format!("http://{}", app.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+
+    println!(
+        "store: {}  cores: {}  donations: {}  events: {events_total} (refunded {refunds}, {}% duplicated)  rate: {}/s  senders: {}",
+        store.kind(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.donations,
+        args.duplicate_percent,
+        args.rate,
+        args.senders,
+    );
+    let plays = Arc::new(plays);
+    let next = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..args.senders.max(1) {
+        let (plays, next, client, base, rate) = (
+            plays.clone(),
+            next.clone(),
+            client.clone(),
+            base.clone(),
+            args.rate,
+        );
+        senders.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(events) = plays.get(n) else { break };
+                // A rate of 0 sends as fast as the server acknowledges.
+                if let Some(offset_us) = (n as u64 * 1_000_000).checked_div(rate) {
+                    tokio::time::sleep_until((start + Duration::from_micros(offset_us)).into())
+                        .await;
+                }
+                for event in events {
+                    let t = SystemClock.now().timestamp();
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{base}/webhooks/stripe"))
+                        .header("Stripe-Signature", event.signature(&[SECRET], t))
+                        .body(event.body.clone())
+                        .send()
+                        .await?;
+                    latencies.push(sent.elapsed());
+                    ensure!(
+                        response.status() == 200,
+                        "event {} answered {}",
+                        event.id,
+                        response.status()
+                    );
+                }
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::with_capacity(events_total);
+    while let Some(done) = senders.join_next().await {
+        latencies.extend(done??);
+    }
+    let sent = start.elapsed();
+    loop {
+        let pending = store
+            .stripe_events_with_status(InboxStatus::Pending, 1)
+            .await?;
+        if pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = start.elapsed();
+
+    let postings = store.sourced_postings(campaign.id, "stripe:").await?;
+    let mut sources: Vec<&str> = postings.iter().map(|(s, _, _)| s.as_str()).collect();
+    sources.dedup();
+    let parked = store
+        .stripe_events_with_status(InboxStatus::Parked, 10)
+        .await?;
+    latencies.sort();
+    println!(
+        "sent in {} s ({} donations/s offered); inbox drained at {} s: {} donations/s sustained",
+        millis(sent),
+        per_second(args.donations, sent),
+        millis(drained),
+        per_second(args.donations, drained),
+    );
+    println!(
+        "ack latency over {} webhooks: p50 {} ms  p90 {} ms  p99 {} ms  max {} ms",
+        latencies.len(),
+        millis(percentile(&latencies, 50) * 1000),
+        millis(percentile(&latencies, 90) * 1000),
+        millis(percentile(&latencies, 99) * 1000),
+        millis(latencies[latencies.len() - 1] * 1000),
+    );
+    println!(
+        "ledger: {} movements for {} donations and {refunds} refunds; {} events parked",
+        sources.len(),
+        args.donations,
+        parked.len()
+    );
+    ensure!(
+        sources.len() == args.donations + refunds,
+        "every money movement posted exactly once"
+    );
+    ensure!(
+        parked.is_empty(),
+        "no event parked: {:?}",
+        parked.first().map(|e| &e.last_error)
+    );
+    let _ = stop.send(());
+    server.await?.context("stopping the server")?;
+    Ok(())
+}
