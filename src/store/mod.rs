@@ -307,7 +307,6 @@ fn rollup_rows(rows: Vec<(i64, String, i64, i64)>) -> Result<Vec<(RollupKey, i64
         .collect()
 }
 
-/// Reads a stored status, which the schema's CHECK keeps to the known ones.
 /// The inbox columns a settlement writes: status, last error, next attempt.
 fn settlement_columns(
     settlement: &Settlement,

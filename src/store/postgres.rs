@@ -549,25 +549,34 @@ impl PgStore {
         settlements: &[(String, Settlement)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(settlements.len());
+        let mut statuses = Vec::with_capacity(settlements.len());
+        let mut errors = Vec::with_capacity(settlements.len());
+        let mut next_attempts = Vec::with_capacity(settlements.len());
         for (event_id, settlement) in settlements {
             let (status, error, next) = settlement_columns(settlement);
-            // Only a pending event moves: a redelivered or concurrently settled one keeps
-            // its first outcome.
-            sqlx::query(
-                "UPDATE stripe_events SET status = $2, last_error = $3, next_attempt_at = $4,
-                        attempts = attempts + 1, processed_at = $5
-                 WHERE event_id = $1 AND status = 'pending'",
-            )
-            .bind(event_id)
-            .bind(status.as_str())
-            .bind(error)
-            .bind(next)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            ids.push(event_id.as_str());
+            statuses.push(status.as_str());
+            errors.push(error);
+            next_attempts.push(next);
         }
-        tx.commit().await?;
+        // One statement for the whole round. Only a pending event moves: a redelivered or
+        // concurrently settled one keeps its first outcome.
+        sqlx::query(
+            "UPDATE stripe_events AS e SET status = s.status, last_error = s.error,
+                    next_attempt_at = s.next_attempt_at, attempts = e.attempts + 1,
+                    processed_at = $5
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                  AS s(event_id, status, error, next_attempt_at)
+             WHERE e.event_id = s.event_id AND e.status = 'pending'",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&errors)
+        .bind(&next_attempts)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

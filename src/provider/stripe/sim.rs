@@ -109,6 +109,10 @@ struct Account {
     charges: BTreeMap<String, Value>,
     /// In creation order (lists answer newest first).
     balance_transactions: Vec<Value>,
+    /// Position of each balance transaction in `balance_transactions`, by id.
+    balance_transaction_index: HashMap<String, usize>,
+    /// The charges of each payment intent, for `GET /v1/charges?payment_intent=`.
+    charges_by_payment_intent: HashMap<String, Vec<String>>,
     /// The balance transactions each payout paid out.
     payout_includes: BTreeMap<String, Vec<String>>,
     refunds: Vec<Value>,
@@ -196,6 +200,10 @@ impl StripeSim {
         }
         let charge = charge_object(&charge_id, &pi, gift, t, &metadata);
         a.charges.insert(charge_id.clone(), charge.clone());
+        a.charges_by_payment_intent
+            .entry(pi.clone())
+            .or_default()
+            .push(charge_id.clone());
         let session_object = session_object(&session, &pi, gift, t, &metadata);
         let intent = payment_intent_object(&pi, &charge_id, gift, t, &metadata);
         let mut events = vec![
@@ -331,7 +339,7 @@ impl StripeSim {
                 !a.payout_includes
                     .values()
                     .flatten()
-                    .any(|id| t["id"] == json!(id))
+                    .any(|id| t["id"] == id.as_str())
             })
             .cloned()
             .collect();
@@ -433,6 +441,8 @@ impl Account {
                     "description": if category == "dispute" { "Dispute fee" } else { "Stripe processing fees" },
                     "type": "stripe_fee"}])
         };
+        self.balance_transaction_index
+            .insert(id.clone(), self.balance_transactions.len());
         self.balance_transactions.push(json!({
             "id": id,
             "object": "balance_transaction",
@@ -455,15 +465,13 @@ impl Account {
     }
 
     fn balance_transaction_object(&self, id: &str) -> Value {
-        self.balance_transactions
-            .iter()
-            .find(|t| t["id"] == json!(id))
-            .cloned()
-            .unwrap_or(Value::Null)
+        self.balance_transaction_index
+            .get(id)
+            .map_or(Value::Null, |&i| self.balance_transactions[i].clone())
     }
 
     fn dispute_mut(&mut self, id: &str) -> &mut Value {
-        let index = self.disputes.iter().position(|d| d["id"] == json!(id));
+        let index = self.disputes.iter().position(|d| d["id"] == id);
         match index {
             Some(i) => &mut self.disputes[i],
             None => {
@@ -719,7 +727,7 @@ fn not_found(what: &str, id: &str) -> Response {
 fn list(url: &str, items: Vec<Value>, query: &HashMap<String, String>) -> Response {
     let mut items: Vec<Value> = items.into_iter().rev().collect();
     if let Some(after) = query.get("starting_after") {
-        if let Some(i) = items.iter().position(|v| v["id"] == json!(after)) {
+        if let Some(i) = items.iter().position(|v| v["id"] == after.as_str()) {
             items.drain(..=i);
         }
     }
@@ -751,16 +759,18 @@ async fn list_charges(
     if let Err(e) = admit(&sim, "GET", "/v1/charges".into(), &headers).await {
         return e;
     }
-    let items = sim
-        .lock()
-        .charges
-        .values()
-        .filter(|c| {
-            q.get("payment_intent")
-                .is_none_or(|pi| c["payment_intent"] == json!(pi))
-        })
-        .cloned()
-        .collect();
+    let a = sim.lock();
+    let items = match q.get("payment_intent") {
+        Some(pi) => a
+            .charges_by_payment_intent
+            .get(pi)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| a.charges.get(id).cloned())
+            .collect(),
+        None => a.charges.values().cloned().collect(),
+    };
+    drop(a);
     list("/v1/charges", items, &q)
 }
 
@@ -828,7 +838,7 @@ async fn list_refunds(
         .lock()
         .refunds
         .iter()
-        .filter(|r| q.get("charge").is_none_or(|c| r["charge"] == json!(c)))
+        .filter(|r| q.get("charge").is_none_or(|c| r["charge"] == c.as_str()))
         .cloned()
         .collect();
     list("/v1/refunds", items, &q)
@@ -887,7 +897,7 @@ async fn list_disputes(
         .lock()
         .disputes
         .iter()
-        .filter(|d| q.get("charge").is_none_or(|c| d["charge"] == json!(c)))
+        .filter(|d| q.get("charge").is_none_or(|c| d["charge"] == c.as_str()))
         .cloned()
         .collect();
     list("/v1/disputes", items, &q)
