@@ -698,8 +698,15 @@ impl PgStore {
         campaign: CampaignId,
         keys: &[String],
     ) -> Result<Vec<String>, StoreError> {
+        // One unique-index probe per key, forced by the LATERAL ... LIMIT (which the planner
+        // cannot flatten into a join): `= ANY($2)` or a plain join may be planned, from stale
+        // statistics, as a scan of the campaign's whole journal per call, which the intake
+        // bench caught costing milliseconds a call and growing with the journal.
         Ok(sqlx::query_scalar(
-            "SELECT idempotency_key FROM entries WHERE campaign_id = $1 AND idempotency_key = ANY($2)",
+            "SELECT k.key FROM UNNEST($2::text[]) AS k(key)
+             CROSS JOIN LATERAL (SELECT 1 FROM entries e
+                                 WHERE e.campaign_id = $1 AND e.idempotency_key = k.key
+                                 LIMIT 1) AS hit",
         )
         .bind(campaign.0)
         .bind(keys)
