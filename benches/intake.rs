@@ -268,6 +268,12 @@ async fn main() -> anyhow::Result<()> {
         millis(percentile(&latencies, 99) * 1000),
         millis(latencies[latencies.len() - 1] * 1000),
     );
+    let api_calls = sim.seen().len();
+    println!(
+        "Stripe API calls: {api_calls} ({}.{:02} per donation)",
+        api_calls / args.donations.max(1),
+        api_calls * 100 / args.donations.max(1) % 100,
+    );
     println!(
         "ledger: {} movements for {} donations and {refunds} refunds; {} events parked",
         sources.len(),
