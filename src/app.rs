@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::http::{router, AppState, Limits};
 use crate::ids::Slug;
 use crate::intake::worker::{self, IntakeWorker, WorkerOptions};
+use crate::intake::Inbox;
 use crate::journal::{Journal, JournalOptions};
 use crate::provider::stripe::client::StripeClient;
 use crate::provider::stripe::StripeSettings;
@@ -79,6 +80,7 @@ impl App {
         Ok(App {
             listener,
             state: AppState {
+                inbox: Inbox::start(store.clone()),
                 store,
                 clock,
                 stripe: Arc::new(settings.stripe.clone()),

@@ -23,6 +23,7 @@ pub mod store;
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod combiner;
 pub mod demo;
 pub mod http;
 pub mod intake;

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 on_both_stores!(
     a_genuine_event_is_stored_raw_and_acknowledged,
     twenty_deliveries_of_one_event_store_it_once,
+    concurrent_deliveries_of_many_events_each_get_their_own_answer,
     unknown_types_are_acknowledged_and_kept_as_ignored,
     forged_stale_and_unsigned_requests_leave_nothing,
     either_secret_is_accepted_while_rolling,
@@ -131,6 +132,48 @@ async fn twenty_deliveries_of_one_event_store_it_once(db: &TestDb) {
         .await
         .unwrap()
         .is_some());
+    std::sync::Arc::into_inner(server).unwrap().shutdown().await;
+}
+
+/// Concurrent deliveries are stored in shared batches (the inbox's write combiner): each
+/// still gets the answer for its own event, and each event is stored once.
+async fn concurrent_deliveries_of_many_events_each_get_their_own_answer(db: &TestDb) {
+    let server = std::sync::Arc::new(start(db, Some(SECRET), None).await);
+    let kinds = ["charge.succeeded", "customer.created"];
+    let mut deliveries = Vec::new();
+    for n in 0..40 {
+        let id = format!("evt_1Batch{n:02}");
+        let body = event(&id, kinds[n % 2], false);
+        for _ in 0..2 {
+            let signature = sign(&body, &[SECRET], now(db));
+            let (server, body, id) = (server.clone(), body.clone(), id.clone());
+            deliveries.push(tokio::spawn(async move {
+                (id, deliver(&server, body, Some(signature)).await)
+            }));
+        }
+    }
+    let mut first_deliveries = std::collections::BTreeMap::new();
+    for delivery in deliveries {
+        let (id, (status, answer)) = delivery.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["event"], id.as_str(), "{answer}");
+        let expected = if id["evt_1Batch".len()..].parse::<usize>().unwrap() % 2 == 0 {
+            "pending"
+        } else {
+            "ignored"
+        };
+        assert_eq!(answer["status"], expected, "{answer}");
+        *first_deliveries.entry(id).or_insert(0) += usize::from(answer["duplicate"] == false);
+    }
+    assert_eq!(first_deliveries.len(), 40);
+    assert!(
+        first_deliveries.values().all(|&n| n == 1),
+        "{first_deliveries:?}"
+    );
+    for id in first_deliveries.keys() {
+        let stored = db.store.stripe_event(id).await.unwrap().unwrap();
+        assert_eq!(&stored.event_id, id);
+    }
     std::sync::Arc::into_inner(server).unwrap().shutdown().await;
 }
 

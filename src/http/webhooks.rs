@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
-use crate::intake::InboxStatus;
+use crate::intake::{InboxStatus, NewInboxEvent};
 use crate::provider::stripe::event::Envelope;
 use crate::provider::stripe::signature::{self, SignatureError};
 
@@ -53,8 +53,13 @@ pub async fn stripe(
         InboxStatus::Ignored
     };
     let recorded = state
-        .store
-        .record_stripe_event(&envelope, payload, status, now)
+        .inbox
+        .record(NewInboxEvent {
+            envelope: envelope.clone(),
+            payload: payload.to_owned(),
+            status,
+            received_at: now,
+        })
         .await
         .map_err(ApiError::Unavailable)?;
     tracing::info!(event = %envelope.id, kind = %envelope.kind, duplicate = !recorded.inserted, "stripe event received");

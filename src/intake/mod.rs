@@ -4,6 +4,7 @@
 //! acknowledged; an acknowledged event is never lost; a stored event's status only moves
 //! forward (pending → posted | parked; ignored stays ignored).
 
+pub mod inbox;
 pub mod plan;
 pub mod reconcile;
 pub mod rules;
@@ -11,6 +12,10 @@ pub mod worker;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+pub use inbox::Inbox;
+
+use crate::provider::stripe::event::Envelope;
 
 /// Where an inbox event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,6 +67,16 @@ pub struct InboxEvent {
     pub status: InboxStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
+}
+
+/// A verified event on its way into the inbox.
+#[derive(Debug, Clone)]
+pub struct NewInboxEvent {
+    pub envelope: Envelope,
+    /// The exact bytes the provider signed.
+    pub payload: String,
+    pub status: InboxStatus,
+    pub received_at: DateTime<Utc>,
 }
 
 /// What recording an event did.

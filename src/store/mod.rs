@@ -23,7 +23,8 @@ use chrono::{DateTime, Utc};
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, Recorded, Settlement,
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, NewInboxEvent,
+    Recorded, Settlement,
 };
 use crate::ledger::account::AccountKind;
 use crate::ledger::balance::{rollup_keys, RollupKey, Span};
@@ -31,7 +32,6 @@ use crate::ledger::entry::{EntryContent, Links, Posting, StoredEntry};
 use crate::ledger::seal::{ChainBreak, Hash32, Seal, SealedEntry};
 use crate::ledger::{AccountBalance, Entry};
 use crate::money::{Currency, Money};
-use crate::provider::stripe::event::Envelope;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -583,15 +583,14 @@ impl Store {
         dispatch!(self, s => s.sealed_entries(after, limit).await)
     }
 
-    /// Stores a verified provider event in the inbox, once per event id.
-    pub async fn record_stripe_event(
+    /// Stores verified provider events in the inbox, once per event id, in one transaction;
+    /// one result per event, in order. Callers go through [`crate::intake::Inbox`], which
+    /// gathers concurrent webhooks into these batches.
+    pub async fn record_stripe_events(
         &self,
-        envelope: &Envelope,
-        payload: &str,
-        status: InboxStatus,
-        received_at: DateTime<Utc>,
-    ) -> Result<Recorded, StoreError> {
-        dispatch!(self, s => s.record_stripe_event(envelope, payload, status, received_at).await)
+        events: &[NewInboxEvent],
+    ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
+        dispatch!(self, s => s.record_stripe_events(events).await)
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {

@@ -24,14 +24,14 @@ use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
 use crate::ids::{CampaignId, EntryId, Slug};
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, Recorded, Settlement,
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, NewInboxEvent,
+    Recorded, Settlement,
 };
 use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
-use crate::provider::stripe::event::Envelope;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -464,45 +464,79 @@ impl PgStore {
         attach_seals(seals, entries)
     }
 
-    pub async fn record_stripe_event(
+    /// Stores a batch of verified events in one statement (one transaction, one WAL flush).
+    /// An id already stored, or repeated within the batch, is a redelivery: it keeps the
+    /// first copy and reports that copy's status. Rows go in in event-id order, so two
+    /// batches holding the same redelivered ids wait for each other instead of deadlocking.
+    pub async fn record_stripe_events(
         &self,
-        envelope: &Envelope,
-        payload: &str,
-        status: InboxStatus,
-        received_at: DateTime<Utc>,
-    ) -> Result<Recorded, StoreError> {
-        let inserted: Option<String> = sqlx::query_scalar(
+        events: &[NewInboxEvent],
+    ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
+        let ids: Vec<&str> = events.iter().map(|e| e.envelope.id.as_str()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.envelope.kind.as_str()).collect();
+        let livemodes: Vec<bool> = events.iter().map(|e| e.envelope.livemode).collect();
+        let created: Vec<i64> = events.iter().map(|e| e.envelope.created).collect();
+        let api_versions: Vec<Option<&str>> = events
+            .iter()
+            .map(|e| e.envelope.api_version.as_deref())
+            .collect();
+        let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
+        let received: Vec<DateTime<Utc>> = events.iter().map(|e| e.received_at).collect();
+        let statuses: Vec<&str> = events.iter().map(|e| e.status.as_str()).collect();
+        let inserted: Vec<(String, String)> = sqlx::query_as(
             "INSERT INTO stripe_events (event_id, type, livemode, created, api_version, payload, received_at, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (event_id) DO NOTHING RETURNING status",
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::int8[], $5::text[], $6::text[],
+                                  $7::timestamptz[], $8::text[])
+             ORDER BY 1
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id, status",
         )
-        .bind(&envelope.id)
-        .bind(&envelope.kind)
-        .bind(envelope.livemode)
-        .bind(envelope.created)
-        .bind(&envelope.api_version)
-        .bind(payload)
-        .bind(received_at)
-        .bind(status.as_str())
-        .fetch_optional(&self.pool)
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&livemodes)
+        .bind(&created)
+        .bind(&api_versions)
+        .bind(&payloads)
+        .bind(&received)
+        .bind(&statuses)
+        .fetch_all(&self.pool)
         .await?;
-        match inserted {
-            Some(status) => Ok(Recorded {
-                inserted: true,
-                status: inbox_status(&status)?,
-            }),
-            None => {
-                let status: String =
-                    sqlx::query_scalar("SELECT status FROM stripe_events WHERE event_id = $1")
-                        .bind(&envelope.id)
-                        .fetch_one(&self.pool)
-                        .await?;
+        let mut fresh: HashMap<String, String> = inserted.into_iter().collect();
+        let mut stored = fresh.clone();
+        let redelivered: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !fresh.contains_key(*id))
+            .collect();
+        if !redelivered.is_empty() {
+            // A primary-key probe per id (see existing_keys for why not `= ANY`).
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT k.id, hit.status FROM UNNEST($1::text[]) AS k(id)
+                 CROSS JOIN LATERAL (SELECT status FROM stripe_events e
+                                     WHERE e.event_id = k.id LIMIT 1) AS hit",
+            )
+            .bind(&redelivered)
+            .fetch_all(&self.pool)
+            .await?;
+            stored.extend(rows);
+        }
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let (inserted, status) = match fresh.remove(*id) {
+                    Some(status) => (true, status),
+                    None => (
+                        false,
+                        stored.get(*id).cloned().ok_or_else(|| {
+                            StoreError::Corrupt(format!("inbox event {id} neither stored nor new"))
+                        })?,
+                    ),
+                };
                 Ok(Recorded {
-                    inserted: false,
+                    inserted,
                     status: inbox_status(&status)?,
                 })
-            }
-        }
+            })
+            .collect())
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {

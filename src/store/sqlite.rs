@@ -22,14 +22,14 @@ use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::ids::{CampaignId, EntryId, Slug};
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, Recorded, Settlement,
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, NewInboxEvent,
+    Recorded, Settlement,
 };
 use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
-use crate::provider::stripe::event::Envelope;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -352,45 +352,45 @@ impl SqliteStore {
         attach_seals(seals, entries)
     }
 
-    pub async fn record_stripe_event(
+    /// Stores a batch of verified events in one transaction (one fsync for the lot).
+    pub async fn record_stripe_events(
         &self,
-        envelope: &Envelope,
-        payload: &str,
-        status: InboxStatus,
-        received_at: DateTime<Utc>,
-    ) -> Result<Recorded, StoreError> {
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO stripe_events (event_id, type, livemode, created, api_version, payload, received_at, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (event_id) DO NOTHING RETURNING status",
-        )
-        .bind(&envelope.id)
-        .bind(&envelope.kind)
-        .bind(envelope.livemode)
-        .bind(envelope.created)
-        .bind(&envelope.api_version)
-        .bind(payload)
-        .bind(unix_micros(received_at))
-        .bind(status.as_str())
-        .fetch_optional(&self.writer)
-        .await?;
-        match inserted {
-            Some(status) => Ok(Recorded {
-                inserted: true,
-                status: inbox_status(&status)?,
-            }),
-            None => {
-                let status: String =
-                    sqlx::query_scalar("SELECT status FROM stripe_events WHERE event_id = ?1")
-                        .bind(&envelope.id)
-                        .fetch_one(&self.writer)
-                        .await?;
-                Ok(Recorded {
-                    inserted: false,
-                    status: inbox_status(&status)?,
-                })
-            }
+        events: &[NewInboxEvent],
+    ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut recorded = Vec::with_capacity(events.len());
+        for event in events {
+            let envelope = &event.envelope;
+            let inserted: Option<String> = sqlx::query_scalar(
+                "INSERT INTO stripe_events (event_id, type, livemode, created, api_version, payload, received_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (event_id) DO NOTHING RETURNING status",
+            )
+            .bind(&envelope.id)
+            .bind(&envelope.kind)
+            .bind(envelope.livemode)
+            .bind(envelope.created)
+            .bind(&envelope.api_version)
+            .bind(&event.payload)
+            .bind(unix_micros(event.received_at))
+            .bind(event.status.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (inserted, status) = match inserted {
+                Some(status) => (true, status),
+                None => {
+                    let status: String =
+                        sqlx::query_scalar("SELECT status FROM stripe_events WHERE event_id = ?1")
+                            .bind(&envelope.id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    (false, status)
+                }
+            };
+            recorded.push(inbox_status(&status).map(|status| Recorded { inserted, status }));
         }
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {
