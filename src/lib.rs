@@ -9,6 +9,7 @@
 // Pure core.
 pub mod campaign;
 pub mod clock;
+pub mod compliance;
 pub mod ids;
 pub mod ledger;
 pub mod money;
