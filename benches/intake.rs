@@ -169,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
             ..WorkerOptions::default()
         },
         demo: false,
+        compliance_dir: None,
     };
     let app = App::build(&settings, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", app.local_addr()?);

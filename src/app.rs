@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::compliance::Packs;
 use crate::http::{router, AppState, Limits};
 use crate::ids::Slug;
 use crate::intake::worker::{self, IntakeWorker, WorkerOptions};
@@ -32,6 +34,8 @@ pub struct ServeSettings {
     pub intake: WorkerOptions,
     /// Seed the demo campaign (`obole serve --demo`).
     pub demo: bool,
+    /// Rule packs to load instead of the ones shipped in the binary.
+    pub compliance_dir: Option<PathBuf>,
 }
 
 pub struct App {
@@ -45,8 +49,23 @@ pub struct App {
 impl App {
     /// Connects, migrates, seeds the demo if asked, and binds the listener.
     pub async fn build(settings: &ServeSettings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        // A pack that does not validate stops the server before it touches anything.
+        let packs = match &settings.compliance_dir {
+            Some(dir) => Packs::load_dir(dir)?,
+            None => Packs::embedded()?,
+        };
         let store = Store::connect(&settings.database_url, &settings.store).await?;
         store.migrate().await.context("migrating the database")?;
+        for campaign in store.campaigns().await? {
+            if packs.get(&campaign.rule_pack).is_none() {
+                anyhow::bail!(
+                    "campaign {} follows rule pack {:?}, which is not loaded (loaded: {})",
+                    campaign.slug,
+                    campaign.rule_pack,
+                    packs.ids().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
         if settings.demo {
             let campaign = demo::seed(&store, clock.as_ref())
                 .await
@@ -80,6 +99,7 @@ impl App {
         Ok(App {
             listener,
             state: AppState {
+                packs: Arc::new(packs),
                 inbox: Inbox::start(store.clone()),
                 store,
                 clock,

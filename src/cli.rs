@@ -103,6 +103,9 @@ pub struct ServeArgs {
     /// Inbox events the intake worker takes per round.
     #[arg(long, env = "OBOLE_INTAKE_BATCH", default_value_t = WorkerOptions::default().batch)]
     pub intake_batch: i64,
+    /// A directory of rule packs (*.toml) to use instead of the ones built in.
+    #[arg(long, env = "OBOLE_COMPLIANCE_DIR")]
+    pub compliance_dir: Option<std::path::PathBuf>,
 }
 
 /// How to reach the campaign's Stripe account.
@@ -282,6 +285,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..WorkerOptions::default()
             },
             demo: args.demo,
+            compliance_dir: args.compliance_dir.clone(),
         };
         let app = App::build(&settings, clock).await?;
         app.run_until_stopped(shutdown_signal()).await?;

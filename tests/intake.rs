@@ -62,6 +62,7 @@ async fn harness(db: &TestDb) -> Harness {
         stripe_campaign: Some(Slug::parse(CAMPAIGN).unwrap()),
         intake: fast_retries(),
         demo: false,
+        compliance_dir: None,
     };
     let server = Running::start_with(db, settings).await;
     Harness {

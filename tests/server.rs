@@ -277,3 +277,61 @@ fn the_binary_stops_cleanly_on_sigterm() {
         "{logs}"
     );
 }
+
+#[test]
+fn a_bad_rule_pack_stops_the_server_naming_the_file_and_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("obole.db").display());
+    let packs = dir.path().join("packs");
+    std::fs::create_dir(&packs).unwrap();
+    let pack = |limit: &str| {
+        format!(
+            "id = \"local-pack\"\nversion = 1\ntitle = \"Local\"\ncurrency = \"EUR\"\n\n\
+             [[rules]]\nid = \"cap\"\ncheck = \"cap\"\nlimit = \"{limit}\"\nscope = \"election\"\n\
+             source = \"Local code, art. 1\"\neffective_from = \"2020-01-01\"\n"
+        )
+    };
+    std::fs::write(packs.join("local-pack.toml"), pack("100.001")).unwrap();
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--compliance-dir",
+        packs.to_str().unwrap(),
+    ];
+    let out = obole_with_url(&url, &serve);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("local-pack.toml, rule cap: limit \"100.001\" is not an amount in EUR"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A valid directory that lacks the pack a campaign follows is refused too.
+    std::fs::write(packs.join("local-pack.toml"), pack("100.00")).unwrap();
+    let create = [
+        "campaign",
+        "create",
+        "--slug",
+        "dupont",
+        "--name",
+        "Dupont",
+        "--rules",
+        "fr-candidate",
+        "--currency",
+        "EUR",
+        "--timezone",
+        "Europe/Paris",
+    ];
+    assert!(obole_with_url(&url, &create).status.success());
+    let out = obole_with_url(&url, &serve);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "campaign dupont follows rule pack \"fr-candidate\", which is not loaded (loaded: local-pack)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -21,7 +21,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "fr-candidate.toml",
         include_str!("../../compliance/fr-candidate.toml"),
     ),
-    ("fr-party.toml", include_str!("../../compliance/fr-party.toml")),
+    (
+        "fr-party.toml",
+        include_str!("../../compliance/fr-party.toml"),
+    ),
     (
         "us-federal-candidate-2025-2026.toml",
         include_str!("../../compliance/us-federal-candidate-2025-2026.toml"),
@@ -235,7 +238,10 @@ impl Rule {
         if raw.source.trim().is_empty() {
             return Err("every rule names its legal source".into());
         }
-        if raw.effective_until.is_some_and(|until| until <= raw.effective_from) {
+        if raw
+            .effective_until
+            .is_some_and(|until| until <= raw.effective_from)
+        {
             return Err("effective_until must come after effective_from".into());
         }
         let mut used = vec!["id", "check", "source", "effective_from", "effective_until"];
@@ -257,7 +263,9 @@ impl Rule {
                 used.push("country");
                 let country = raw.country.clone().ok_or_else(|| needed("country"))?;
                 if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
-                    return Err(format!("country {country:?} is not an ISO 3166 code like FR"));
+                    return Err(format!(
+                        "country {country:?} is not an ISO 3166 code like FR"
+                    ));
                 }
                 if raw.check == "nationality_or_residence" {
                     Check::NationalityOrResidence { country }
@@ -393,5 +401,157 @@ impl Packs {
 
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.packs.iter().map(|p| p.id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+id = "test-pack"
+version = 2
+title = "A test regime"
+currency = "EUR"
+
+[[rules]]
+id = "cap"
+check = "cap"
+limit = "100.00"
+scope = "election"
+source = "Test code, art. 1"
+effective_from = "2020-01-01"
+effective_until = "2030-01-01"
+"#;
+
+    fn parse(text: &str) -> Result<RulePack, PackError> {
+        RulePack::parse("compliance/test-pack.toml", text)
+    }
+
+    /// The message of the error for `GOOD` with `from` replaced by `to`.
+    fn fault(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "{from}");
+        parse(&GOOD.replace(from, to)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_shipped_packs_load_and_are_the_ones_campaigns_may_name() {
+        let packs = Packs::embedded().unwrap();
+        let ids: Vec<&str> = packs.ids().collect();
+        assert_eq!(ids, crate::campaign::RULE_PACKS);
+        for id in ids {
+            let pack = packs.get(id).unwrap();
+            assert!(pack.rules.iter().all(|r| !r.source.is_empty()), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_good_pack_reads_into_typed_rules() {
+        let pack = parse(GOOD).unwrap();
+        assert_eq!((pack.id.as_str(), pack.version), ("test-pack", 2));
+        let rule = &pack.rules[0];
+        assert_eq!(
+            rule.check,
+            Check::Cap {
+                limit: Money::from_minor(10_000, pack.currency),
+                scope: Scope::Election
+            }
+        );
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert!(!rule.in_force_on(day("2019-12-31")));
+        assert!(rule.in_force_on(day("2020-01-01")));
+        assert!(!rule.in_force_on(day("2030-01-01")));
+    }
+
+    #[test]
+    fn every_fault_names_the_file_and_the_rule() {
+        for (from, to, expected) in [
+            (
+                "\"100.00\"",
+                "\"100.001\"",
+                "rule cap: limit \"100.001\" is not an amount in EUR",
+            ),
+            ("\"100.00\"", "\"0\"", "rule cap: limit must be positive"),
+            (
+                "check = \"cap\"",
+                "check = \"ceiling\"",
+                "rule cap: unknown check \"ceiling\"",
+            ),
+            (
+                "scope = \"election\"\n",
+                "",
+                "rule cap: check \"cap\" needs scope",
+            ),
+            (
+                "source = \"Test code, art. 1\"",
+                "source = \" \"",
+                "rule cap: every rule names its legal source",
+            ),
+            (
+                "effective_until = \"2030-01-01\"",
+                "effective_until = \"2019-01-01\"",
+                "rule cap: effective_until must come after",
+            ),
+            (
+                "scope = \"election\"",
+                "scope = \"election\"\nwithin_days = 3",
+                "rule cap: check \"cap\" takes no within_days",
+            ),
+            (
+                "id = \"cap\"",
+                "id = \"Cap Rule\"",
+                "lowercase letters, digits and hyphens",
+            ),
+            (
+                "id = \"test-pack\"",
+                "id = \"other\"",
+                "must match the file name",
+            ),
+            ("version = 2", "version = 0", "version must be 1 or more"),
+            (
+                "currency = \"EUR\"",
+                "currency = \"EURO\"",
+                "rule pack compliance/test-pack.toml:",
+            ),
+            (
+                "scope = \"election\"",
+                "scope = \"decade\"",
+                "unknown variant `decade`",
+            ),
+        ] {
+            let message = fault(from, to);
+            assert!(
+                message.starts_with("rule pack compliance/test-pack.toml"),
+                "{message}"
+            );
+            assert!(message.contains(expected), "{from} -> {to}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_rule_id_or_a_cap_scope_may_appear_once() {
+        let twice = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[rules]]").unwrap()..]);
+        assert!(parse(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("rule cap: a second rule"));
+        let second_cap = twice.replacen("id = \"cap\"", "id = \"cap-2\"", 1);
+        assert!(parse(&second_cap)
+            .unwrap_err()
+            .to_string()
+            .contains("a second cap over Election"));
+    }
+
+    #[test]
+    fn a_directory_of_packs_loads_and_a_bad_one_stops_it() {
+        let dir = std::env::temp_dir().join(format!("obole-packs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("test-pack.toml"), GOOD).unwrap();
+        let packs = Packs::load_dir(&dir).unwrap();
+        assert!(packs.get("test-pack").is_some());
+        std::fs::write(dir.join("broken.toml"), "id = ").unwrap();
+        let error = Packs::load_dir(&dir).unwrap_err();
+        assert!(error.file.ends_with("broken.toml"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

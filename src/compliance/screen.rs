@@ -143,7 +143,10 @@ enum Finding {
     Refuse(String),
     Hold(String),
     /// Only `accepted` fits; `room` is what the rule allowed before the gift.
-    Cut { accepted: Money, room: Money },
+    Cut {
+        accepted: Money,
+        room: Money,
+    },
     /// Within a cap that still had `room`.
     Room(Money),
     Itemize(BTreeSet<DonorField>),
@@ -242,9 +245,9 @@ fn evaluate(
     Ok(match &rule.check {
         Check::NaturalPersonsOnly => match donor.kind {
             Some(DonorKind::NaturalPerson) => Finding::Pass,
-            Some(DonorKind::LegalPerson) => {
-                Finding::Refuse("only natural persons may give; this donor is a legal person".into())
-            }
+            Some(DonorKind::LegalPerson) => Finding::Refuse(
+                "only natural persons may give; this donor is a legal person".into(),
+            ),
             None => Finding::Hold("not established that the donor is a natural person".into()),
         },
         Check::NationalityOrResidence { country } => {
@@ -286,7 +289,10 @@ fn evaluate(
             if missing.is_empty() {
                 Finding::Pass
             } else {
-                Finding::Hold(format!("the donor has not attested: {}", missing.join(", ")))
+                Finding::Hold(format!(
+                    "the donor has not attested: {}",
+                    missing.join(", ")
+                ))
             }
         }
         Check::Cap { limit, scope } => {

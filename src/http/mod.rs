@@ -21,6 +21,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::clock::Clock;
+use crate::compliance::Packs;
 use crate::intake::Inbox;
 use crate::provider::stripe::StripeSettings;
 use crate::store::Store;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub stripe: Arc<StripeSettings>,
+    /// The validated rule packs.
+    pub packs: Arc<Packs>,
     /// Where webhook events are stored (a write combiner over `store`).
     pub inbox: Inbox,
     /// Wakes the intake worker when an event is stored.

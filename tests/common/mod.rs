@@ -171,6 +171,7 @@ impl Running {
             stripe_campaign: None,
             intake: WorkerOptions::default(),
             demo,
+            compliance_dir: None,
         };
         Running::start_with(db, settings).await
     }
