@@ -5,6 +5,7 @@
 //! function of the pack, the donor, their history and the gift, so every decision can be
 //! replayed; a pack that does not validate is never used.
 
+pub mod identity;
 pub mod pack;
 pub mod screen;
 
