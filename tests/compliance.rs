@@ -340,6 +340,19 @@ fn an_excess_names_what_is_accepted_what_is_refunded_and_the_room() {
     assert!(decision.source.unwrap().contains("L52-8"));
     // France sets no remedy period in the pack: the excess is simply refunded.
     assert_eq!(decision.remedy_by, None);
+
+    let full = screen(
+        &pack("fr-candidate"),
+        &french_donor(),
+        &[fr_past("4600.00", "2026-12-01")],
+        &fr_gift("1.00", "2027-03-01", Method::Card),
+    )
+    .unwrap();
+    assert!(
+        matches!(&full.verdict, Verdict::Refuse { reason } if reason.contains("2027-03-01")),
+        "{full:?}"
+    );
+    assert_eq!(full.room, Some(eur("0.00")));
 }
 
 #[test]

@@ -221,7 +221,7 @@ pub fn screen(
     if accepted.is_zero() {
         decision.verdict = Verdict::Refuse {
             reason: format!(
-                "the donor has reached the limit: nothing more can be accepted before {}",
+                "the donor has already given the most the law allows here as of {}",
                 gift.date
             ),
         };
