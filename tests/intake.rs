@@ -221,6 +221,33 @@ async fn a_donations_whole_life_ends_with_the_right_balance_on_every_account(db:
         Some(r#"{"eligibility":"yes","occupation":"Enseignante"}"#)
     );
     assert_eq!(contribution.review_reason, None);
+
+    // What each donor has given, net, as the compliance engine reads it from the ledger: the
+    // first gift was refunded and charged back to nothing; just after it was paid it was whole.
+    let jean = db
+        .store
+        .contribution_by_charge(&second.charge)
+        .await
+        .unwrap()
+        .unwrap();
+    let donors = [contribution.donor_id, jean.donor_id];
+    let far_future = contribution.paid_at + chrono::Duration::days(3650);
+    let net: Vec<(i64, i64)> = db
+        .store
+        .net_contributions(&donors, far_future)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| (c.id, c.net.minor()))
+        .collect();
+    assert_eq!(net, vec![(contribution.id, 0), (jean.id, 10_000)]);
+    let at_first_gift = db
+        .store
+        .net_contributions(&donors, contribution.paid_at)
+        .await
+        .unwrap();
+    assert_eq!(at_first_gift.len(), 1, "{at_first_gift:?}");
+    assert_eq!(at_first_gift[0].net.minor(), 2500);
     assert!(h.sim.take_outbox().is_empty());
 
     // Reconciliation agrees; then Stripe moves money Obole was never told about.

@@ -145,6 +145,17 @@ pub fn identity_key(payer: &crate::provider::stripe::objects::Payer, charge_id: 
     format!("charge:{charge_id}")
 }
 
+/// A contribution as the ledger stands at some instant: what the donor gave, less what was
+/// refunded or charged back by then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetContribution {
+    pub id: i64,
+    pub campaign_id: crate::ids::CampaignId,
+    pub donor_id: i64,
+    pub paid_at: DateTime<Utc>,
+    pub net: crate::money::Money,
+}
+
 /// A stored contribution with its donor's name and email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Contribution {

@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, NewInboxEvent,
-    Recorded, Settlement,
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NetContribution, NewContribution,
+    NewInboxEvent, Recorded, Settlement,
 };
 use crate::ledger::account::AccountKind;
 use crate::ledger::balance::{rollup_keys, RollupKey, Span};
@@ -337,6 +337,31 @@ fn currency_of(code: &str) -> Result<Currency, StoreError> {
     Currency::parse(code).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The ledger accounts whose postings make a gift's net amount: the gift's credit to income,
+/// less refunds and chargebacks (contra accounts, debited).
+const NET_GIFT_ACCOUNTS: &str =
+    "('income:donations', 'income:donations:refunds', 'income:donations:chargebacks')";
+
+/// Reads `net_contributions` rows: (id, campaign, donor, paid at, currency, net minor units).
+fn net_contribution(
+    (id, campaign_id, donor_id, paid_at, currency, net): (
+        i64,
+        i64,
+        i64,
+        DateTime<Utc>,
+        String,
+        i64,
+    ),
+) -> Result<NetContribution, StoreError> {
+    Ok(NetContribution {
+        id,
+        campaign_id: CampaignId(campaign_id),
+        donor_id,
+        paid_at,
+        net: Money::from_minor(net, currency_of(&currency)?),
+    })
+}
+
 const CONTRIBUTION_COLUMNS: &str =
     "SELECT c.id, c.campaign_id, c.donor_id, d.name, d.email, c.charge_id,
         c.checkout_session_id, c.amount, c.currency, c.paid_at, c.card_country, c.card_fingerprint,
@@ -591,6 +616,16 @@ impl Store {
         events: &[NewInboxEvent],
     ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
         dispatch!(self, s => s.record_stripe_events(events).await)
+    }
+
+    /// The contributions of `donors` paid by `as_of`, each net of the refunds and chargebacks
+    /// the ledger holds by then, in the order they were paid.
+    pub async fn net_contributions(
+        &self,
+        donors: &[i64],
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<NetContribution>, StoreError> {
+        dispatch!(self, s => s.net_contributions(donors, as_of).await)
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {

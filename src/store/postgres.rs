@@ -16,16 +16,16 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{
     account_balance, assemble, attach_seals, batch_key, check_contribution_campaign, currency_of,
-    extend_chain, inbox_status, resolve_skipped, rollup_rows, settlement_columns, Posted,
-    RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
-    CONTRIBUTION_COLUMNS,
+    extend_chain, inbox_status, net_contribution, resolve_skipped, rollup_rows, settlement_columns,
+    Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    CONTRIBUTION_COLUMNS, NET_GIFT_ACCOUNTS,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
 use crate::ids::{CampaignId, EntryId, Slug};
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, NewInboxEvent,
-    Recorded, Settlement,
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NetContribution, NewContribution,
+    NewInboxEvent, Recorded, Settlement,
 };
 use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
@@ -537,6 +537,29 @@ impl PgStore {
                 })
             })
             .collect())
+    }
+
+    pub async fn net_contributions(
+        &self,
+        donors: &[i64],
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<NetContribution>, StoreError> {
+        let rows: Vec<(i64, i64, i64, DateTime<Utc>, String, i64)> = sqlx::query_as(&format!(
+            "SELECT c.id, c.campaign_id, c.donor_id, c.paid_at, c.currency,
+                    coalesce((SELECT -sum(p.amount)::int8 FROM entries e
+                              JOIN postings p ON p.entry_id = e.id
+                              JOIN accounts a ON a.id = p.account_id
+                              WHERE e.contribution_id = c.id AND p.effective_at <= $2
+                                AND a.name IN {NET_GIFT_ACCOUNTS}), 0)
+             FROM contributions c
+             WHERE c.donor_id = ANY($1) AND c.paid_at <= $2
+             ORDER BY c.paid_at, c.id"
+        ))
+        .bind(donors)
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(net_contribution).collect()
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {

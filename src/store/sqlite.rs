@@ -14,16 +14,16 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
     account_balance, assemble, attach_seals, check_contribution_campaign, currency_of,
-    extend_chain, inbox_status, resolve_skipped, rollup_rows, settlement_columns, Posted,
-    RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
-    CONTRIBUTION_COLUMNS,
+    extend_chain, inbox_status, net_contribution, resolve_skipped, rollup_rows, settlement_columns,
+    Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    CONTRIBUTION_COLUMNS, NET_GIFT_ACCOUNTS,
 };
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::ids::{CampaignId, EntryId, Slug};
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NewContribution, NewInboxEvent,
-    Recorded, Settlement,
+    Contribution, ContributionRef, InboxEvent, InboxStatus, NetContribution, NewContribution,
+    NewInboxEvent, Recorded, Settlement,
 };
 use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
@@ -391,6 +391,35 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(recorded)
+    }
+
+    pub async fn net_contributions(
+        &self,
+        donors: &[i64],
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<NetContribution>, StoreError> {
+        let donors =
+            serde_json::to_string(donors).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows: Vec<(i64, i64, i64, i64, String, i64)> = sqlx::query_as(&format!(
+            "SELECT c.id, c.campaign_id, c.donor_id, c.paid_at, c.currency,
+                    coalesce((SELECT -sum(p.amount) FROM entries e
+                              JOIN postings p ON p.entry_id = e.id
+                              JOIN accounts a ON a.id = p.account_id
+                              WHERE e.contribution_id = c.id AND p.effective_at <= ?2
+                                AND a.name IN {NET_GIFT_ACCOUNTS}), 0)
+             FROM contributions c
+             WHERE c.donor_id IN (SELECT value FROM json_each(?1)) AND c.paid_at <= ?2
+             ORDER BY c.paid_at, c.id"
+        ))
+        .bind(&donors)
+        .bind(unix_micros(as_of))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(id, campaign, donor, paid_at, currency, net)| {
+                net_contribution((id, campaign, donor, time(paid_at)?, currency, net))
+            })
+            .collect()
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {
