@@ -161,7 +161,9 @@ async fn main() -> anyhow::Result<()> {
             request_timeout: Duration::from_secs(10),
             body_bytes_max: 256 * 1024,
         },
-        stripe: StripeSettings::new(Some(SECRET), Some("sk_test_bench"), 300, Some(&sim_base))?,
+        // The simulator has no rate limit; pacing would measure the pacer.
+        stripe: StripeSettings::new(Some(SECRET), Some("sk_test_bench"), 300, Some(&sim_base))?
+            .with_api_rate(Some(0)),
         stripe_campaign: Some(Slug::parse(&slug)?),
         intake: WorkerOptions {
             concurrency: args.concurrency,

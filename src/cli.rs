@@ -124,6 +124,10 @@ pub struct StripeArgs {
     /// Stripe API base URL (a simulated Stripe in tests).
     #[arg(long, env = "STRIPE_API_BASE")]
     pub stripe_api_base: Option<String>,
+    /// Most Stripe API calls per second (default: 40 with a live key, 20 with a test key,
+    /// under Stripe's limits; 0: no limit, for a simulator).
+    #[arg(long, env = "STRIPE_API_RATE")]
+    pub stripe_api_rate: Option<u32>,
     /// The campaign this Stripe account belongs to: payouts post to it, and so do payments
     /// that name no campaign (flagged for review).
     #[arg(long, env = "STRIPE_CAMPAIGN")]
@@ -137,7 +141,8 @@ impl StripeArgs {
             self.stripe_secret_key.as_deref(),
             self.stripe_webhook_tolerance_secs,
             self.stripe_api_base.as_deref(),
-        )?)
+        )?
+        .with_api_rate(self.stripe_api_rate))
     }
 
     fn campaign(&self) -> anyhow::Result<Option<Slug>> {

@@ -58,7 +58,9 @@ async fn harness(db: &TestDb) -> Harness {
             request_timeout: Duration::from_secs(5),
             body_bytes_max: 256 * 1024,
         },
-        stripe: StripeSettings::new(Some(SECRET), Some(KEY), 300, Some(&sim_base)).unwrap(),
+        stripe: StripeSettings::new(Some(SECRET), Some(KEY), 300, Some(&sim_base))
+            .unwrap()
+            .with_api_rate(Some(0)),
         stripe_campaign: Some(Slug::parse(CAMPAIGN).unwrap()),
         intake: fast_retries(),
         demo: false,
@@ -143,8 +145,12 @@ impl Harness {
     }
 
     fn client(&self) -> StripeClient {
-        StripeClient::new(&StripeSettings::new(None, Some(KEY), 300, Some(&self.sim_base)).unwrap())
-            .unwrap()
+        StripeClient::new(
+            &StripeSettings::new(None, Some(KEY), 300, Some(&self.sim_base))
+                .unwrap()
+                .with_api_rate(Some(0)),
+        )
+        .unwrap()
     }
 
     async fn status_of(&self, db: &TestDb, event: &SimEvent) -> InboxStatus {
@@ -262,6 +268,8 @@ async fn a_donations_whole_life_ends_with_the_right_balance_on_every_account(db:
                 KEY,
                 "--stripe-api-base",
                 &h.sim_base,
+                "--stripe-api-rate",
+                "0",
                 "--format",
                 "json",
             ],
@@ -556,6 +564,7 @@ async fn serve_process(db: &TestDb, sim_base: &str) -> (std::process::Child, Str
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
         .env("STRIPE_SECRET_KEY", KEY)
         .env("STRIPE_API_BASE", sim_base)
+        .env("STRIPE_API_RATE", "0")
         .env("STRIPE_CAMPAIGN", CAMPAIGN)
         .env("RUST_LOG", "warn")
         .spawn()

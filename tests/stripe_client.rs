@@ -9,9 +9,41 @@ use obole::provider::stripe::sim::{Gift, StripeSim};
 use obole::provider::stripe::StripeSettings;
 
 async fn client_for(sim: &std::sync::Arc<StripeSim>) -> StripeClient {
+    paced_client_for(sim, 0).await
+}
+
+async fn paced_client_for(sim: &std::sync::Arc<StripeSim>, rate: u32) -> StripeClient {
     let base = sim.serve().await.unwrap();
-    let settings = StripeSettings::new(None, Some("sk_test_sim"), 300, Some(&base)).unwrap();
+    let settings = StripeSettings::new(None, Some("sk_test_sim"), 300, Some(&base))
+        .unwrap()
+        .with_api_rate(Some(rate));
     StripeClient::new(&settings).unwrap()
+}
+
+/// Stripe answers 429 above its rate limits; the client queues instead, across concurrent
+/// callers.
+#[tokio::test]
+async fn calls_are_paced_under_the_configured_rate() {
+    let sim = StripeSim::new(1_764_012_000);
+    let donation = sim.donate(&Gift::new(2500, "printemps-2026", "marie@example.fr"));
+    let paced = paced_client_for(&sim, 20).await;
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, charge) = (paced.clone(), donation.charge.clone());
+            tokio::spawn(async move { client.charge(&charge).await.map(|c| c.id) })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), donation.charge);
+    }
+    // Six calls at 20 a second: the last one waits five intervals of 50 ms.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sim.seen().len(), 6);
 }
 
 #[tokio::test]
@@ -158,4 +190,18 @@ async fn a_bad_key_is_an_error_not_an_empty_answer() {
     let donation = sim.donate(&Gift::new(2500, "c", "m@example.org"));
     let error = client.charge(&donation.charge).await.unwrap_err();
     assert!(error.to_string().contains("401"), "{error}");
+}
+
+#[test]
+fn the_default_rate_follows_the_keys_mode_and_can_be_set() {
+    let rate = |key: &str, rate: Option<u32>| {
+        StripeSettings::new(None, Some(key), 300, None)
+            .unwrap()
+            .with_api_rate(rate)
+            .api_rate
+    };
+    assert_eq!(rate("sk_live_x", None), 40);
+    assert_eq!(rate("sk_test_x", None), 20);
+    assert_eq!(rate("sk_live_x", Some(5)), 5);
+    assert_eq!(rate("sk_test_x", Some(0)), 0);
 }

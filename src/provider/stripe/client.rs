@@ -6,9 +6,14 @@
 //!   tests and the offline simulator serve the same API on localhost.
 //! - Every POST carries its own idempotency key, derived by the caller from what it is about
 //!   (never a client-wide key: async-stripe would reuse it for unrelated requests).
+//! - Calls are paced at `StripeSettings::api_rate` per second across every clone of a
+//!   client, so a burst of webhooks becomes a queue here rather than 429s from Stripe.
 //! - Reads only: nothing here decides what to post.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_core::balance_transaction::{ListBalanceTransaction, RetrieveBalanceTransaction};
@@ -45,6 +50,27 @@ pub enum ApiError {
 #[derive(Clone)]
 pub struct StripeClient {
     client: Client,
+    /// `None`: calls are not paced.
+    pacer: Option<Arc<Pacer>>,
+}
+
+/// Hands out call slots `interval` apart, in the order callers ask.
+struct Pacer {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    async fn wait(&self) {
+        let slot = {
+            // Only plain data behind the lock: a panic elsewhere cannot leave it inconsistent.
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 impl StripeClient {
@@ -54,16 +80,31 @@ impl StripeClient {
             .url(settings.api_base.clone())
             .timeout(REQUEST_TIMEOUT)
             .build()?;
-        Ok(StripeClient { client })
+        let pacer = (settings.api_rate > 0).then(|| {
+            Arc::new(Pacer {
+                interval: Duration::from_secs(1) / settings.api_rate,
+                next: Mutex::new(Instant::now()),
+            })
+        });
+        Ok(StripeClient { client, pacer })
+    }
+
+    /// Waits for this call's slot under the rate limit.
+    async fn pace(&self) {
+        if let Some(pacer) = &self.pacer {
+            pacer.wait().await;
+        }
     }
 
     pub async fn charge(&self, id: &str) -> Result<Charge, ApiError> {
+        self.pace().await;
         let charge = RetrieveCharge::new(id).send(&self.client).await?;
         Ok(charge_from(charge))
     }
 
     /// The charges of a payment intent, newest first.
     pub async fn charges_of_payment_intent(&self, id: &str) -> Result<Vec<Charge>, ApiError> {
+        self.pace().await;
         let list = ListCharge::new()
             .payment_intent(id)
             .limit(PAGE)
@@ -73,6 +114,7 @@ impl StripeClient {
     }
 
     pub async fn balance_transaction(&self, id: &str) -> Result<BalanceTransaction, ApiError> {
+        self.pace().await;
         let txn = RetrieveBalanceTransaction::new(id)
             .send(&self.client)
             .await?;
@@ -87,6 +129,7 @@ impl StripeClient {
             if let Some(after) = &after {
                 request = request.starting_after(after.clone());
             }
+            self.pace().await;
             let page = request.send(&self.client).await?;
             after = page.data.last().map(|r| r.id.to_string());
             refunds.extend(page.data.into_iter().map(|r| Refund {
@@ -104,6 +147,7 @@ impl StripeClient {
     }
 
     pub async fn disputes_of_charge(&self, charge: &str) -> Result<Vec<Dispute>, ApiError> {
+        self.pace().await;
         let list = ListDispute::new()
             .charge(charge)
             .limit(PAGE)
@@ -126,6 +170,7 @@ impl StripeClient {
     }
 
     pub async fn payout(&self, id: &str) -> Result<Payout, ApiError> {
+        self.pace().await;
         let p = RetrievePayout::new(id).send(&self.client).await?;
         Ok(Payout {
             id: p.id.to_string(),
@@ -161,6 +206,7 @@ impl StripeClient {
             if let Some(after) = &after {
                 request = request.starting_after(after.clone());
             }
+            self.pace().await;
             let page = request.send(&self.client).await?;
             after = page.data.last().map(|t| t.id.to_string());
             all.extend(page.data.into_iter().map(balance_transaction_from));
@@ -180,6 +226,7 @@ impl StripeClient {
     ) -> Result<Refund, ApiError> {
         let key = IdempotencyKey::new(idempotency_key)
             .map_err(|_| ApiError::BadIdempotencyKey(idempotency_key.to_owned()))?;
+        self.pace().await;
         let r = CreateRefund::new()
             .charge(charge)
             .amount(amount)

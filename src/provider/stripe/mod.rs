@@ -21,6 +21,10 @@ pub enum SettingsError {
     BadTolerance,
 }
 
+/// Default API calls per second with a live key, and with a test key (see `with_api_rate`).
+pub const LIVE_API_RATE: u32 = 40;
+pub const TEST_API_RATE: u32 = 20;
+
 /// How this deployment talks to Stripe. Secrets never appear in `Debug` output or logs.
 #[derive(Clone)]
 pub struct StripeSettings {
@@ -29,6 +33,8 @@ pub struct StripeSettings {
     /// Seconds a webhook's signed timestamp may be away from now.
     pub tolerance_secs: i64,
     pub api_base: String,
+    /// Most API calls per second this deployment makes (0: no limit, for a simulator).
+    pub api_rate: u32,
 }
 
 impl fmt::Debug for StripeSettings {
@@ -94,7 +100,21 @@ impl StripeSettings {
                 .unwrap_or(DEFAULT_API_BASE)
                 .trim_end_matches('/')
                 .to_owned(),
-        })
+            api_rate: 0,
+        }
+        .with_api_rate(None))
+    }
+
+    /// Paces API calls at `rate` per second; `None`: the default for the key's mode, well
+    /// under Stripe's limits (100 requests a second in live mode, 25 in test mode, and 25 a
+    /// second on any one endpoint), leaving room for checkout and the dashboard.
+    pub fn with_api_rate(mut self, rate: Option<u32>) -> StripeSettings {
+        self.api_rate = rate.unwrap_or(if self.livemode() {
+            LIVE_API_RATE
+        } else {
+            TEST_API_RATE
+        });
+        self
     }
 
     /// The API key; never logged.
