@@ -67,12 +67,19 @@ async fn every_object_of_a_donation_reads_back() {
     assert_eq!((txn.amount, txn.fee, txn.net), (2500, 63, 2437));
     assert_eq!(txn.reporting_category, "charge");
     assert_eq!(txn.source.as_deref(), Some(donation.charge.as_str()));
+    // The charge brought the same transaction expanded: one call where two would do.
+    assert_eq!(charge.payment_transaction.as_ref(), Some(&txn));
 
     let of_intent = client
         .charges_of_payment_intent(&donation.payment_intent)
         .await
         .unwrap();
-    assert_eq!(of_intent, vec![charge]);
+    // Listed charges come unexpanded.
+    let unexpanded = obole::provider::stripe::objects::Charge {
+        payment_transaction: None,
+        ..charge
+    };
+    assert_eq!(of_intent, vec![unexpanded]);
 
     sim.refund(&donation.charge, 1000);
     sim.refund(&donation.charge, 500);

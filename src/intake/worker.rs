@@ -384,7 +384,10 @@ impl IntakeWorker {
             .posted(&campaign, by_id.iter().chain(fetched.iter().map(|t| &t.id)))
             .await?;
         for id in by_id.iter().filter(|id| !posted.contains(id)) {
-            let txn = self.api.balance_transaction(id).await?;
+            let txn = match &charge.payment_transaction {
+                Some(txn) if &txn.id == id => txn.clone(),
+                _ => self.api.balance_transaction(id).await?,
+            };
             self.post(&campaign, &txn, Some(gift), None).await?;
         }
         for txn in fetched.iter().filter(|t| !posted.contains(&t.id)) {

@@ -98,7 +98,12 @@ impl StripeClient {
 
     pub async fn charge(&self, id: &str) -> Result<Charge, ApiError> {
         self.pace().await;
-        let charge = RetrieveCharge::new(id).send(&self.client).await?;
+        // The payment's balance transaction comes expanded: its fee without a second call,
+        // which matters under Stripe's rate limits.
+        let charge = RetrieveCharge::new(id)
+            .expand(vec!["balance_transaction".to_owned()])
+            .send(&self.client)
+            .await?;
         Ok(charge_from(charge))
     }
 
@@ -284,7 +289,11 @@ fn charge_from(c: stripe_shared::Charge) -> Charge {
         currency: c.currency.to_string(),
         created: c.created,
         payment_intent: c.payment_intent.map(|p| p.id().to_string()),
-        balance_transaction: c.balance_transaction.map(|t| t.id().to_string()),
+        balance_transaction: c.balance_transaction.as_ref().map(|t| t.id().to_string()),
+        payment_transaction: c
+            .balance_transaction
+            .and_then(|t| t.into_object())
+            .map(balance_transaction_from),
         amount_refunded: c.amount_refunded,
         disputed: c.disputed,
         metadata: c.metadata.into_iter().collect(),

@@ -72,6 +72,9 @@ pub struct Charge {
     pub payment_intent: Option<String>,
     /// Unset until the payment is captured and settled (asynchronous capture).
     pub balance_transaction: Option<String>,
+    /// That balance transaction itself, when Stripe sent it expanded (one call instead of
+    /// two; see `StripeClient::charge`).
+    pub payment_transaction: Option<BalanceTransaction>,
     pub amount_refunded: i64,
     pub disputed: bool,
     pub metadata: BTreeMap<String, String>,

@@ -741,14 +741,27 @@ fn list(url: &str, items: Vec<Value>, query: &HashMap<String, String>) -> Respon
     Json(json!({"object": "list", "data": items, "has_more": has_more, "url": url})).into_response()
 }
 
-async fn retrieve_charge(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn retrieve_charge(
+    State(sim): Sim,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(e) = admit(&sim, "GET", format!("/v1/charges/{id}"), &headers).await {
         return e;
     }
-    match sim.lock().charges.get(&id) {
-        Some(c) => Json(c.clone()).into_response(),
-        None => not_found("charge", &id),
+    let a = sim.lock();
+    let Some(mut charge) = a.charges.get(&id).cloned() else {
+        return not_found("charge", &id);
+    };
+    // `expand[0]=balance_transaction` (or `expand[]=…`): the object in place of its id.
+    let expand = q
+        .iter()
+        .any(|(k, v)| k.starts_with("expand") && v == "balance_transaction");
+    if let (true, Some(txn)) = (expand, charge["balance_transaction"].as_str()) {
+        charge["balance_transaction"] = a.balance_transaction_object(txn);
     }
+    Json(charge).into_response()
 }
 
 async fn list_charges(
