@@ -844,17 +844,26 @@ async fn list_refunds(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = admit(&sim, "GET", "/v1/refunds".into(), &headers).await {
+    list_of_charge(&sim, "/v1/refunds", |a| &a.refunds, &q, &headers).await
+}
+
+/// A list of objects that name their charge, filtered by `?charge=` when given.
+async fn list_of_charge(
+    sim: &Arc<StripeSim>,
+    path: &str,
+    objects: impl Fn(&Account) -> &Vec<Value>,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    if let Err(e) = admit(sim, "GET", path.into(), headers).await {
         return e;
     }
-    let items = sim
-        .lock()
-        .refunds
+    let items = objects(&sim.lock())
         .iter()
-        .filter(|r| q.get("charge").is_none_or(|c| r["charge"] == c.as_str()))
+        .filter(|o| q.get("charge").is_none_or(|c| o["charge"] == c.as_str()))
         .cloned()
         .collect();
-    list("/v1/refunds", items, &q)
+    list(path, items, q)
 }
 
 async fn create_refund(
@@ -903,17 +912,7 @@ async fn list_disputes(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(e) = admit(&sim, "GET", "/v1/disputes".into(), &headers).await {
-        return e;
-    }
-    let items = sim
-        .lock()
-        .disputes
-        .iter()
-        .filter(|d| q.get("charge").is_none_or(|c| d["charge"] == c.as_str()))
-        .cloned()
-        .collect();
-    list("/v1/disputes", items, &q)
+    list_of_charge(&sim, "/v1/disputes", |a| &a.disputes, &q, &headers).await
 }
 
 async fn retrieve_payout(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
