@@ -277,9 +277,32 @@ impl Serialize for Money {
     }
 }
 
+/// Reads the shape [`Serialize`] writes; an amount with more decimals than its currency has
+/// is refused, never rounded.
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Shape {
+            amount: String,
+            currency: Currency,
+        }
+        let shape = Shape::deserialize(d)?;
+        Money::parse(&shape.amount, shape.currency).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_round_trips_exactly_and_refuses_extra_decimals() {
+        let m = Money::parse("4600.01", Currency::EUR).unwrap();
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Money>(&json).unwrap(), m);
+        assert!(serde_json::from_str::<Money>(r#"{"amount":"1.001","currency":"EUR"}"#).is_err());
+    }
 
     #[test]
     fn parses_and_formats_two_decimal_amounts() {

@@ -84,6 +84,7 @@ fn fr_past(amount: &str, date: &str) -> PastGift {
         date: day(date),
         method: Method::Card,
         election: Some(PRESIDENTIELLE.into()),
+        to_this_campaign: true,
     }
 }
 
@@ -105,6 +106,7 @@ fn us_past(amount: &str, election: &str, method: Method) -> PastGift {
         date: day("2026-03-01"),
         method,
         election: Some(election.into()),
+        to_this_campaign: true,
     }
 }
 
@@ -375,18 +377,84 @@ fn a_refund_frees_room_under_the_cap_and_a_chargeback_then_a_new_gift_counts_onc
 }
 
 #[test]
-fn the_cap_counts_only_gifts_made_by_the_gifts_date_and_for_its_election() {
+fn the_cap_counts_only_gifts_for_its_election() {
     let pack = pack("fr-candidate");
-    let history = [
-        fr_past("4000.00", "2027-04-01"), // after the gift being screened
-        PastGift {
-            election: Some("2022-legislatives".into()),
-            ..fr_past("4600.00", "2026-11-01")
-        },
-    ];
+    let history = [PastGift {
+        election: Some("2022-legislatives".into()),
+        ..fr_past("4600.00", "2026-11-01")
+    }];
     let gift = fr_gift("4600.00", "2027-03-01", Method::Card);
     let decision = screen(&pack, &french_donor(), &history, &gift).unwrap();
     assert_eq!(decision.verdict, Verdict::Accept, "{decision:?}");
+}
+
+#[test]
+fn a_later_gift_already_accepted_counts_whichever_webhook_came_first() {
+    // The webhook of the 1 April gift was posted first; the 1 March gift, heard of later,
+    // must not carry the donor past the cap.
+    let pack = pack("fr-candidate");
+    let history = [fr_past("4000.00", "2027-04-01")];
+    let gift = fr_gift("1000.00", "2027-03-01", Method::Card);
+    let decision = screen(&pack, &french_donor(), &history, &gift).unwrap();
+    assert_eq!(
+        decision.verdict,
+        Verdict::AcceptPart {
+            accepted: eur("600.00"),
+            excess: eur("400.00")
+        }
+    );
+}
+
+#[test]
+fn fr_candidate_caps_a_person_across_all_candidates_us_per_candidate() {
+    let elsewhere = |past: PastGift| PastGift {
+        to_this_campaign: false,
+        ..past
+    };
+    // 4,000 given to another candidate of the same presidential election.
+    let fr = screen(
+        &pack("fr-candidate"),
+        &french_donor(),
+        &[elsewhere(fr_past("4000.00", "2027-01-01"))],
+        &fr_gift("1000.00", "2027-03-01", Method::Card),
+    )
+    .unwrap();
+    assert_eq!(fr.room, Some(eur("600.00")));
+    assert_eq!(fr.rule.as_deref(), Some("cap-per-election"));
+    // $3,500 to another House candidate leaves this one's room whole.
+    let us = screen(
+        &pack("us-federal-candidate-2025-2026"),
+        &us_donor(),
+        &[elsewhere(us_past("3500.00", "2026-primary", Method::Card))],
+        &us_gift("3500.00", "2026-primary", Method::Card),
+    )
+    .unwrap();
+    assert_eq!(us.verdict, Verdict::Accept, "{us:?}");
+}
+
+#[test]
+fn a_held_gift_is_still_cut_to_the_cap() {
+    // Nationality unknown: the gift waits for review, but never past the cap.
+    let donor = Donor {
+        nationality: None,
+        residence: None,
+        ..french_donor()
+    };
+    let decision = screen(
+        &pack("fr-candidate"),
+        &donor,
+        &[fr_past("4500.00", "2027-01-01")],
+        &fr_gift("300.00", "2027-03-01", Method::Card),
+    )
+    .unwrap();
+    assert_eq!(
+        decision.verdict,
+        Verdict::AcceptPart {
+            accepted: eur("100.00"),
+            excess: eur("200.00")
+        }
+    );
+    assert!(decision.review.unwrap().contains("national or a resident"));
 }
 
 #[test]
@@ -403,6 +471,7 @@ fn fr_party_caps_the_calendar_year_across_parties() {
         date: day(date),
         method: Method::Transfer,
         election: None,
+        to_this_campaign: false, // another party: the cap spans all of them
     };
     let rows = [
         (

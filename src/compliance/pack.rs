@@ -71,6 +71,19 @@ pub enum Scope {
     Cycle,
 }
 
+/// Whose gifts a cap adds up: the recipient's alone, or every campaign of this deployment
+/// that runs under the same pack (French law caps a person across all candidates of an
+/// election, and across all parties in a year).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Across {
+    /// Gifts to this campaign only.
+    #[default]
+    Campaign,
+    /// Gifts to every campaign of the deployment under this pack.
+    Deployment,
+}
+
 /// What a donor attests, by ticking a box at checkout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,7 +117,11 @@ pub enum Check {
     /// The donor must attest each of these.
     Attestations { required: BTreeSet<Attestation> },
     /// A donor's gifts over `scope`, net of refunds and chargebacks, stay within `limit`.
-    Cap { limit: Money, scope: Scope },
+    Cap {
+        limit: Money,
+        scope: Scope,
+        across: Across,
+    },
     /// A cash gift is at most `limit`; more must come by cheque, transfer, debit or card.
     CashPerGift { limit: Money },
     /// A donor's cash over `scope` stays within `limit`.
@@ -161,6 +178,7 @@ struct RawRule {
     limit: Option<String>,
     threshold: Option<String>,
     scope: Option<Scope>,
+    across: Option<Across>,
     country: Option<String>,
     required: Option<BTreeSet<Attestation>>,
     fields: Option<BTreeSet<DonorField>>,
@@ -286,7 +304,12 @@ impl Rule {
                 let limit = amount("limit", &raw.limit)?;
                 let scope = raw.scope.ok_or_else(|| needed("scope"))?;
                 if raw.check == "cap" {
-                    Check::Cap { limit, scope }
+                    used.push("across");
+                    Check::Cap {
+                        limit,
+                        scope,
+                        across: raw.across.unwrap_or_default(),
+                    }
                 } else {
                     Check::CashAggregate { limit, scope }
                 }
@@ -323,6 +346,7 @@ impl Rule {
             ("limit", raw.limit.is_some()),
             ("threshold", raw.threshold.is_some()),
             ("scope", raw.scope.is_some()),
+            ("across", raw.across.is_some()),
             ("country", raw.country.is_some()),
             ("required", raw.required.is_some()),
             ("fields", raw.fields.is_some()),
@@ -454,7 +478,8 @@ effective_until = "2030-01-01"
             rule.check,
             Check::Cap {
                 limit: Money::from_minor(10_000, pack.currency),
-                scope: Scope::Election
+                scope: Scope::Election,
+                across: Across::Campaign,
             }
         );
         let day = |s: &str| s.parse::<NaiveDate>().unwrap();

@@ -1,21 +1,24 @@
 //! `screen`: may this donor give this gift, under this pack, given what they gave before?
 //!
 //! Invariants: pure and deterministic (no I/O, no clock: the gift carries its date), so a
-//! stored decision can be replayed from its inputs. Aggregates count only gifts made on or
-//! before the proposed gift's date, net of refunds and chargebacks (the caller passes net
-//! amounts). A refusal or a hold is decided by the first rule, in the pack's order, that
-//! refuses or holds; otherwise the smallest part any cap allows is accepted.
+//! stored decision can be replayed from its inputs ([`Screening`]). Aggregates count every
+//! gift of the history in the cap's scope, net of refunds and chargebacks (the caller passes
+//! net amounts as the ledger holds them when it decides) — a gift dated later but already
+//! accepted counts too, since webhooks arrive in any order and the sum must stay under the
+//! cap whichever came first. A refusal is decided by the first rule, in the pack's order,
+//! that refuses. A hold does not stop the screening: the caps still cut a held gift, so a
+//! gift awaiting review can never carry a donor past a cap.
 
 use std::collections::BTreeSet;
 
 use chrono::{Datelike, Duration, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::pack::{Attestation, Check, DonorField, Rule, RulePack, Scope};
+use super::pack::{Across, Attestation, Check, DonorField, Rule, RulePack, Scope};
 use crate::money::{Money, MoneyError};
 
 /// How a gift is paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     Card,
@@ -26,7 +29,7 @@ pub enum Method {
 }
 
 /// Who gives, as far as the campaign knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DonorKind {
     NaturalPerson,
@@ -35,7 +38,7 @@ pub enum DonorKind {
 }
 
 /// What the campaign knows of the donor when the gift is screened.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Donor {
     /// `None`: not established.
     pub kind: Option<DonorKind>,
@@ -55,7 +58,7 @@ impl Donor {
 }
 
 /// The election a gift is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Election {
     /// Gifts with the same key add up under a per-election cap ("2027-presidentielle",
     /// "2026-primary", "2026-general").
@@ -64,9 +67,9 @@ pub struct Election {
     pub period: Option<(NaiveDate, NaiveDate)>,
 }
 
-/// A gift the donor already made (or has reserved at checkout), net of what was refunded or
-/// charged back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A gift the person already made (or has reserved at checkout), net of what was refunded or
+/// charged back, to the campaign screening or to another under the same pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PastGift {
     pub amount: Money,
     /// The day of the gift, in the campaign's time zone.
@@ -74,10 +77,13 @@ pub struct PastGift {
     pub method: Method,
     /// The election key it counted for, if any.
     pub election: Option<String>,
+    /// Made to the campaign screening (false: to another campaign under the same pack, which
+    /// counts only for caps `across = "deployment"`).
+    pub to_this_campaign: bool,
 }
 
 /// The gift being screened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gift {
     pub amount: Money,
     pub date: NaiveDate,
@@ -85,7 +91,7 @@ pub struct Gift {
     pub election: Option<Election>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     Accept,
@@ -104,7 +110,7 @@ pub enum Verdict {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub pack: String,
     pub pack_version: u32,
@@ -114,6 +120,9 @@ pub struct Decision {
     pub rule: Option<String>,
     /// Its legal source.
     pub source: Option<String>,
+    /// Why a person must also look at a gift the caps cut: the first rule that held it.
+    /// (When nothing was cut, the hold is the verdict itself.)
+    pub review: Option<String>,
     /// The most the donor could give under the tightest cap before this gift; `None` when no
     /// cap applies.
     pub room: Option<Money>,
@@ -169,13 +178,14 @@ pub fn screen(
             });
         }
     }
-    let history: Vec<&PastGift> = history.iter().filter(|g| g.date <= gift.date).collect();
+    let history: Vec<&PastGift> = history.iter().collect();
     let mut decision = Decision {
         pack: pack.id.clone(),
         pack_version: pack.version,
         verdict: Verdict::Accept,
         rule: None,
         source: None,
+        review: None,
         room: None,
         itemize: false,
         missing: BTreeSet::new(),
@@ -183,6 +193,7 @@ pub fn screen(
     };
     let mut accepted = gift.amount;
     let mut remedy_days = None;
+    let mut hold: Option<(String, &Rule)> = None;
     for rule in pack.rules_on(gift.date) {
         let decided = |verdict| (verdict, Some(rule.id.clone()), Some(rule.source.clone()));
         match evaluate(rule, donor, &history, gift)? {
@@ -193,9 +204,7 @@ pub fn screen(
                 return Ok(decision);
             }
             Finding::Hold(reason) => {
-                (decision.verdict, decision.rule, decision.source) =
-                    decided(Verdict::Hold { reason });
-                return Ok(decision);
+                hold.get_or_insert((reason, rule));
             }
             Finding::Room(room) => {
                 decision.room = Some(decision.room.map_or(room, |r| r.min(room)));
@@ -225,15 +234,28 @@ pub fn screen(
                 gift.date
             ),
         };
-    } else if accepted != gift.amount {
+        decision.review = hold.map(|(reason, _)| reason);
+        decision.remedy_by = remedy_by(gift, remedy_days);
+    } else if accepted == gift.amount {
+        if let Some((reason, rule)) = hold {
+            decision.verdict = Verdict::Hold { reason };
+            decision.rule = Some(rule.id.clone());
+            decision.source = Some(rule.source.clone());
+        }
+    } else {
+        decision.review = hold.map(|(reason, _)| reason);
         decision.verdict = Verdict::AcceptPart {
             accepted,
             excess: gift.amount.checked_sub(accepted)?,
         };
-        decision.remedy_by =
-            remedy_days.and_then(|d| gift.date.checked_add_signed(Duration::days(d.into())));
+        decision.remedy_by = remedy_by(gift, remedy_days);
     }
     Ok(decision)
+}
+
+/// The day an excess of `gift` must be remedied by, when the pack sets a period.
+fn remedy_by(gift: &Gift, within_days: Option<u32>) -> Option<NaiveDate> {
+    within_days.and_then(|d| gift.date.checked_add_signed(Duration::days(d.into())))
 }
 
 fn evaluate(
@@ -295,8 +317,13 @@ fn evaluate(
                 ))
             }
         }
-        Check::Cap { limit, scope } => {
-            let Some(given) = aggregate(history, gift, *scope, |_| true)? else {
+        Check::Cap {
+            limit,
+            scope,
+            across,
+        } => {
+            let counts = |past: &PastGift| past.to_this_campaign || *across == Across::Deployment;
+            let Some(given) = aggregate(history, gift, *scope, counts)? else {
                 return Ok(Finding::Hold(
                     "the gift names no election, so its per-election cap cannot be counted".into(),
                 ));
@@ -316,8 +343,8 @@ fn evaluate(
             if gift.method != Method::Cash {
                 return Ok(Finding::Pass);
             }
-            let Some(given) = aggregate(history, gift, *scope, |g| g.method == Method::Cash)?
-            else {
+            let cash_here = |g: &PastGift| g.to_this_campaign && g.method == Method::Cash;
+            let Some(given) = aggregate(history, gift, *scope, cash_here)? else {
                 return Ok(Finding::Hold(
                     "the gift names no election, so its cash limit cannot be counted".into(),
                 ));
@@ -355,7 +382,7 @@ fn evaluate(
             scope,
             fields,
         } => {
-            let given = aggregate(history, gift, *scope, |_| true)?
+            let given = aggregate(history, gift, *scope, |g| g.to_this_campaign)?
                 .unwrap_or(Money::zero(gift.amount.currency()));
             if given.checked_add(gift.amount)? > *threshold {
                 Finding::Itemize(fields.difference(&donor.known).copied().collect())
