@@ -110,6 +110,9 @@ pub enum Verdict {
     },
 }
 
+// The flattened verdict makes serde buffer fields in its own `Content` type, which names
+// f32/f64; every amount here is a decimal string and never passes through a float.
+#[allow(clippy::disallowed_types)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub pack: String,
