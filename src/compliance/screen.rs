@@ -91,7 +91,7 @@ pub struct Gift {
     pub election: Option<Election>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     Accept,
@@ -110,10 +110,8 @@ pub enum Verdict {
     },
 }
 
-// The flattened verdict makes serde buffer fields in its own `Content` type, which names
-// f32/f64; every amount here is a decimal string and never passes through a float.
-#[allow(clippy::disallowed_types)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialised (never read back: a replay compares the JSON it recomputes with the stored one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub pack: String,
     pub pack_version: u32,
