@@ -50,10 +50,10 @@ impl App {
     /// Connects, migrates, seeds the demo if asked, and binds the listener.
     pub async fn build(settings: &ServeSettings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         // A pack that does not validate stops the server before it touches anything.
-        let packs = match &settings.compliance_dir {
+        let packs = Arc::new(match &settings.compliance_dir {
             Some(dir) => Packs::load_dir(dir)?,
             None => Packs::embedded()?,
-        };
+        });
         let store = Store::connect(&settings.database_url, &settings.store).await?;
         store.migrate().await.context("migrating the database")?;
         for campaign in store.campaigns().await? {
@@ -90,6 +90,7 @@ impl App {
                 Some(IntakeWorker::new(
                     journal,
                     api,
+                    packs.clone(),
                     clock.clone(),
                     settings.stripe_campaign.clone(),
                     settings.intake,
@@ -99,7 +100,7 @@ impl App {
         Ok(App {
             listener,
             state: AppState {
-                packs: Arc::new(packs),
+                packs,
                 inbox: Inbox::start(store.clone()),
                 store,
                 clock,

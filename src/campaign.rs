@@ -4,7 +4,7 @@
 //! (its books and its cap history depend on them); each campaign gets the whole chart of
 //! accounts at creation.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -33,6 +33,8 @@ pub enum CampaignError {
     TimeZone(String),
     #[error("the election name must be 1 to {ELECTION_LEN_MAX} characters")]
     Election,
+    #[error("the financing period must end on or after it starts ({0} to {1})")]
+    FinancingPeriod(NaiveDate, NaiveDate),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,6 +47,9 @@ pub struct Campaign {
     #[serde(serialize_with = "serialize_tz")]
     pub timezone: Tz,
     pub election: Option<String>,
+    /// The days, both included, in which the law lets the campaign collect gifts (French
+    /// candidates: the financing period before the election).
+    pub financing_period: Option<(NaiveDate, NaiveDate)>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -61,6 +66,7 @@ pub struct NewCampaign {
     pub currency: Currency,
     pub timezone: Tz,
     pub election: Option<String>,
+    pub financing_period: Option<(NaiveDate, NaiveDate)>,
 }
 
 impl NewCampaign {
@@ -96,7 +102,21 @@ impl NewCampaign {
             currency,
             timezone,
             election,
+            financing_period: None,
         })
+    }
+
+    /// Sets the financing period, both days included.
+    pub fn financing(
+        mut self,
+        from: NaiveDate,
+        until: NaiveDate,
+    ) -> Result<NewCampaign, CampaignError> {
+        if until < from {
+            return Err(CampaignError::FinancingPeriod(from, until));
+        }
+        self.financing_period = Some((from, until));
+        Ok(self)
     }
 }
 
@@ -111,6 +131,7 @@ impl NewCampaign {
             currency: self.currency,
             timezone: self.timezone,
             election: self.election.clone(),
+            financing_period: self.financing_period,
             created_at,
         }
     }

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod cli;
 pub mod combiner;
 pub mod demo;
+pub mod enforcement;
 pub mod http;
 pub mod intake;
 pub mod journal;

@@ -204,6 +204,10 @@ impl Money {
         self.minor == 0
     }
 
+    pub const fn is_positive(&self) -> bool {
+        self.minor > 0
+    }
+
     /// The amount in major units, exactly, with the currency's number of decimals.
     pub fn to_decimal(&self) -> Decimal {
         Decimal::from_i128_with_scale(i128::from(self.minor), self.currency.exponent())

@@ -149,18 +149,32 @@ async fn a_refund_post_carries_its_own_idempotency_key_and_replays() {
     let client = client_for(&sim).await;
     let donation = sim.donate(&Gift::new(2500, "c", "marie@example.fr"));
     let first = client
-        .create_refund(&donation.charge, 700, "excess:ch_1:1")
+        .create_refund(
+            &donation.charge,
+            700,
+            "excess:ch_1:1",
+            &[("obole_owed", "1")],
+        )
         .await
         .unwrap();
     let again = client
-        .create_refund(&donation.charge, 700, "excess:ch_1:1")
+        .create_refund(
+            &donation.charge,
+            700,
+            "excess:ch_1:1",
+            &[("obole_owed", "1")],
+        )
         .await
         .unwrap();
     let other = client
-        .create_refund(&donation.charge, 300, "excess:ch_1:2")
+        .create_refund(&donation.charge, 300, "excess:ch_1:2", &[])
         .await
         .unwrap();
     assert_eq!(first, again);
+    assert_eq!(
+        first.metadata.get("obole_owed").map(String::as_str),
+        Some("1")
+    );
     assert_ne!(first.id, other.id);
     assert_eq!(
         client

@@ -110,7 +110,7 @@ pub struct Giver {
 
 impl Giver {
     /// The keys under which this giver links to others.
-    fn keys(&self) -> Vec<String> {
+    pub fn keys(&self) -> Vec<String> {
         let mut keys = Vec::new();
         if let Some(email) = self.email.as_deref().map(email_key) {
             if !email.is_empty() {

@@ -5,9 +5,13 @@
 //! function of the pack, the donor, their history and the gift, so every decision can be
 //! replayed; a pack that does not validate is never used.
 
+pub mod declaration;
 pub mod identity;
 pub mod pack;
+pub mod ruling;
 pub mod screen;
 
+pub use declaration::Declaration;
 pub use pack::{Packs, RulePack};
+pub use ruling::{replay, Ruling, Screening};
 pub use screen::{screen, Decision, Verdict};

@@ -102,15 +102,16 @@ pub enum Settlement {
     Parked { error: String },
 }
 
-/// A paid gift as the provider describes it, ready to become a contribution.
+/// A paid gift as the provider (or the treasurer, for a cheque) describes it, ready to
+/// become a contribution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewContribution {
     pub campaign_id: crate::ids::CampaignId,
-    /// Who the donor is, for now: the normalised email, else the card fingerprint, else the
-    /// charge (see [`identity_key`]).
-    pub identity_key: String,
-    pub payer: crate::provider::stripe::objects::Payer,
+    pub donor: crate::store::NewDonor,
+    /// The provider's charge id; for an offline gift, the method and the treasurer's
+    /// reference (`cheque:0001234`).
     pub charge_id: String,
+    pub method: crate::compliance::screen::Method,
     pub payment_intent_id: Option<String>,
     /// Set from `checkout.session.*` events only; kept once known.
     pub checkout_session_id: Option<String>,
@@ -118,6 +119,10 @@ pub struct NewContribution {
     pub paid_at: DateTime<Utc>,
     /// Checkout's custom fields as a JSON object; kept once known.
     pub custom_fields: Option<String>,
+    /// What the donor declared (`compliance::Declaration` as JSON); kept once known.
+    pub declared: Option<String>,
+    /// The election the donor designated, if any.
+    pub election: Option<String>,
     pub review_reason: Option<String>,
 }
 

@@ -27,12 +27,19 @@ use super::rules::{entry_for, RuleError};
 use super::{identity_key, ContributionRef, InboxEvent, NewContribution, Settlement};
 use crate::campaign::Campaign;
 use crate::clock::Clock;
-use crate::ids::Slug;
+use crate::compliance::screen::Method;
+use crate::compliance::{Declaration, Packs};
+use crate::enforcement::posting::{post_payment, Payment};
+use crate::enforcement::{has_address, new_donor};
+use crate::ids::{IdempotencyKey, Slug};
 use crate::journal::{Journal, JournalError};
+use crate::ledger::{Entry, EntryDraft, Links};
 use crate::money::{Currency, Money};
 use crate::provider::stripe::client::{ApiError, StripeClient};
-use crate::provider::stripe::objects::{BalanceTransaction, Charge, ChargeStatus, Payout};
-use crate::store::{Store, StoreError};
+use crate::provider::stripe::objects::{
+    BalanceTransaction, Charge, ChargeStatus, Payout, OWED_REFUND_KEY,
+};
+use crate::store::{ReservationFacts, Store, StoreError};
 
 /// How the worker paces itself.
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +121,8 @@ pub struct IntakeWorker {
     store: Store,
     journal: Journal,
     api: StripeClient,
+    /// The rule packs gifts are screened under when they post.
+    packs: Arc<Packs>,
     clock: Arc<dyn Clock>,
     /// The campaign of the Stripe account behind the webhook endpoint: payouts go to it, and
     /// payments without campaign metadata (flagged for review).
@@ -126,6 +135,7 @@ impl IntakeWorker {
     pub fn new(
         journal: Journal,
         api: StripeClient,
+        packs: Arc<Packs>,
         clock: Arc<dyn Clock>,
         endpoint_campaign: Option<Slug>,
         options: WorkerOptions,
@@ -134,6 +144,7 @@ impl IntakeWorker {
             store: journal.store().clone(),
             journal,
             api,
+            packs,
             clock,
             endpoint_campaign,
             options,
@@ -267,7 +278,64 @@ impl IntakeWorker {
         self.store
             .settle_stripe_events(&settlements, self.clock.now())
             .await?;
+        self.request_owed_refunds().await;
         Ok(settled)
+    }
+
+    /// Asks Stripe to refund what decisions made owed and no refund covers yet. The
+    /// idempotency key names the gift, so a retry (after a timeout, a crash, another worker)
+    /// returns the first refund instead of refunding twice; the refund's webhook then posts
+    /// it and settles the liability.
+    pub async fn request_owed_refunds(&self) {
+        let owed = match self
+            .store
+            .owed_refunds(None, true, OWED_REFUNDS_PER_ROUND)
+            .await
+        {
+            Ok(owed) => owed,
+            Err(error) => {
+                tracing::warn!(%error, "could not list the refunds owed");
+                return;
+            }
+        };
+        for refund in owed {
+            let contribution = refund.contribution_id.to_string();
+            let key = format!("obole-owed-{contribution}");
+            let reason: String = refund.reason.chars().take(450).collect();
+            let outcome = self
+                .api
+                .create_refund(
+                    &refund.charge_id,
+                    refund.amount.minor(),
+                    &key,
+                    &[
+                        (OWED_REFUND_KEY, contribution.as_str()),
+                        ("obole_reason", reason.as_str()),
+                    ],
+                )
+                .await;
+            let recorded = match &outcome {
+                Ok(made) => {
+                    tracing::info!(contribution = %contribution, refund = %made.id, amount = %refund.amount, "owed refund requested");
+                    self.store
+                        .refund_requested(refund.contribution_id, Ok(&made.id), self.clock.now())
+                        .await
+                }
+                Err(error) => {
+                    tracing::warn!(contribution = %contribution, %error, "owed refund not obtained; will retry");
+                    self.store
+                        .refund_requested(
+                            refund.contribution_id,
+                            Err(&error.to_string()),
+                            self.clock.now(),
+                        )
+                        .await
+                }
+            };
+            if let Err(error) = recorded {
+                tracing::warn!(%error, "could not record a refund request");
+            }
+        }
     }
 
     fn settlement(
@@ -335,10 +403,18 @@ impl IntakeWorker {
             )));
         };
         let (campaign, review_reason) = self.campaign_of(&charge).await?;
+        let pack = self.packs.get(&campaign.rule_pack).ok_or_else(|| {
+            SyncError::Permanent(format!(
+                "campaign {} follows rule pack {}, which is not loaded",
+                campaign.slug, campaign.rule_pack
+            ))
+        })?;
         let currency = Currency::parse(&charge.currency)
             .map_err(|e| SyncError::Permanent(format!("charge {}: {e}", charge.id)))?;
         let paid_at = DateTime::from_timestamp(charge.created, 0)
             .ok_or_else(|| SyncError::Permanent(format!("charge {}: bad time", charge.id)))?;
+        let reservation = self.reservation_of(&charge, &campaign).await?;
+        let declaration = Declaration::from_json(reservation.as_ref().map(|r| r.declared.as_str()));
         // Most events find the contribution already recorded: a read then spares a write.
         let known = self.store.contribution_by_charge(&charge.id).await?;
         let gift = match known {
@@ -351,14 +427,16 @@ impl IntakeWorker {
             _ => {
                 let gift = NewContribution {
                     campaign_id: campaign.id,
-                    identity_key: identity_key(&charge.payer, &charge.id),
-                    payer: charge.payer.clone(),
+                    donor: new_donor(identity_key(&charge.payer, &charge.id), &charge.payer),
                     charge_id: charge.id.clone(),
+                    method: Method::Card,
                     payment_intent_id: charge.payment_intent.clone(),
                     checkout_session_id: group.session.as_ref().map(|s| s.session_id.clone()),
                     amount: Money::from_minor(charge.amount, currency),
                     paid_at,
                     custom_fields: group.session.as_ref().and_then(|s| s.custom_fields.clone()),
+                    declared: reservation.as_ref().map(|r| r.declared.clone()),
+                    election: declaration.election.clone(),
                     review_reason,
                 };
                 self.store
@@ -367,9 +445,14 @@ impl IntakeWorker {
             }
         };
 
-        let mut by_id = vec![payment];
+        let mut by_id = vec![payment.clone()];
+        // Refunds of money owed back to the donor: their movements settle the liability.
+        let mut owed_refunds = Vec::new();
         if charge.amount_refunded > 0 || group.refunds {
             for refund in self.api.refunds_of_charge(&charge.id).await? {
+                if refund.metadata.contains_key(OWED_REFUND_KEY) {
+                    owed_refunds.extend(refund.balance_transaction.clone());
+                }
                 by_id.extend(refund.balance_transaction);
                 by_id.extend(refund.failure_balance_transaction);
             }
@@ -383,12 +466,44 @@ impl IntakeWorker {
         let posted = self
             .posted(&campaign, by_id.iter().chain(fetched.iter().map(|t| &t.id)))
             .await?;
+        let unsettled = self.unsettled(&campaign, &owed_refunds).await?;
         for id in by_id.iter().filter(|id| !posted.contains(id)) {
             let txn = match &charge.payment_transaction {
                 Some(txn) if &txn.id == id => txn.clone(),
                 _ => self.api.balance_transaction(id).await?,
             };
-            self.post(&campaign, &txn, Some(gift), None).await?;
+            if *id == payment {
+                let entry = Entry::new(&campaign, entry_for(&campaign, &txn, Some(gift), None)?)
+                    .map_err(|e| SyncError::Permanent(e.to_string()))?;
+                let screened = Payment {
+                    campaign: &campaign,
+                    pack,
+                    gift,
+                    reservation: reservation.as_ref().map(|r| r.id),
+                    entry,
+                    amount: Money::from_minor(charge.amount, currency),
+                    paid_at,
+                    method: Method::Card,
+                    declaration: declaration.clone(),
+                    donor_name: charge.payer.name.clone(),
+                    has_address: has_address(&charge.payer),
+                };
+                let ruling = post_payment(&self.store, &screened, self.clock.now()).await?;
+                tracing::debug!(charge = %charge.id, verdict = %ruling.verdict, "screened and posted");
+                if ruling.owed.is_positive() {
+                    self.wake.notify_one();
+                }
+            } else {
+                self.post(&campaign, &txn, Some(gift), None).await?;
+            }
+            if unsettled.contains(id) {
+                self.post_owed_settlement(&campaign, &txn, gift).await?;
+            }
+        }
+        // A refund posted before its settlement could be (a crash in between) is settled now.
+        for id in unsettled.iter().filter(|id| posted.contains(id)) {
+            let txn = self.api.balance_transaction(id).await?;
+            self.post_owed_settlement(&campaign, &txn, gift).await?;
         }
         for txn in fetched.iter().filter(|t| !posted.contains(&t.id)) {
             self.post(&campaign, txn, Some(gift), None).await?;
@@ -445,6 +560,54 @@ impl IntakeWorker {
             .collect())
     }
 
+    /// Which of the owed refunds' movements `ids` have not settled their liability yet.
+    async fn unsettled(
+        &self,
+        campaign: &Campaign,
+        ids: &[String],
+    ) -> Result<Vec<String>, SyncError> {
+        let keys: Vec<String> = ids.iter().map(|id| owed_settlement_key(id)).collect();
+        let found = self.store.existing_keys(campaign.id, &keys).await?;
+        Ok(ids
+            .iter()
+            .filter(|id| !found.contains(&owed_settlement_key(id)))
+            .cloned()
+            .collect())
+    }
+
+    /// Posts the entry by which a refund of money owed back settles the liability: the
+    /// refund's movement was posted like any refund (to the refunds contra account, which
+    /// keeps reconciliation with Stripe one rule per category); this moves it onto
+    /// `liabilities:refunds_due`, so the gift's net and the "refunded" total are unchanged by
+    /// returning what was never the campaign's to keep.
+    async fn post_owed_settlement(
+        &self,
+        campaign: &Campaign,
+        refund: &BalanceTransaction,
+        gift: ContributionRef,
+    ) -> Result<(), SyncError> {
+        let key = owed_settlement_key(&refund.id);
+        let refunded = Money::from_minor(-refund.amount, campaign.currency);
+        let back = Money::from_minor(refund.amount, campaign.currency);
+        let effective_at = DateTime::from_timestamp(refund.created, 0)
+            .ok_or_else(|| SyncError::Permanent(format!("refund {}: bad time", refund.id)))?;
+        let draft = EntryDraft::new(
+            IdempotencyKey::parse(key.clone()).map_err(|e| SyncError::Permanent(e.to_string()))?,
+            "Refund of money owed back settles the liability",
+            effective_at,
+        )
+        .links(Links {
+            source: Some(key),
+            event_id: None,
+            donor_id: Some(gift.donor_id),
+            contribution_id: Some(gift.contribution_id),
+        })
+        .post("liabilities:refunds_due", refunded)
+        .post("income:donations:refunds", back);
+        self.journal.record(campaign, draft).await?;
+        Ok(())
+    }
+
     async fn post(
         &self,
         campaign: &Campaign,
@@ -456,6 +619,24 @@ impl IntakeWorker {
         let posted = self.journal.record(campaign, draft).await?;
         tracing::debug!(txn = %txn.id, entry = %posted.entry_id, replayed = posted.replayed, "posted");
         Ok(())
+    }
+
+    /// The checkout reservation the charge fulfils, as Obole's checkout named it in the
+    /// metadata; one of another campaign is ignored (metadata is not trusted across campaigns).
+    async fn reservation_of(
+        &self,
+        charge: &Charge,
+        campaign: &Campaign,
+    ) -> Result<Option<ReservationFacts>, SyncError> {
+        let Some(id) = charge
+            .metadata
+            .get("reservation")
+            .and_then(|r| r.parse::<i64>().ok())
+        else {
+            return Ok(None);
+        };
+        let found = self.store.reservation(id).await?;
+        Ok(found.filter(|r| r.campaign_id == campaign.id))
     }
 
     /// The campaign a payment belongs to: the one Obole's checkout named in its metadata, or
@@ -502,6 +683,14 @@ impl IntakeWorker {
             Err(_) => Ok(None),
         }
     }
+}
+
+/// Owed refunds requested per round, at most.
+const OWED_REFUNDS_PER_ROUND: i64 = 100;
+
+/// The key of the entry that settles an owed refund's liability.
+fn owed_settlement_key(refund_txn: &str) -> String {
+    format!("owed-refunded:{refund_txn}")
 }
 
 /// A worker running in the background.

@@ -12,6 +12,7 @@
 //! - Seals, the chain head, the hourly roll-ups and the queue move in one transaction.
 //! - Balance queries read one consistent snapshot (a single SQL statement).
 
+pub mod people;
 mod postgres;
 mod sqlite;
 
@@ -21,6 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
+use crate::compliance::Ruling;
+use crate::enforcement::{OwedRefund, PersonHistory, StoredRuling};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
 use crate::intake::{
     Contribution, ContributionRef, InboxEvent, InboxStatus, NetContribution, NewContribution,
@@ -33,6 +36,7 @@ use crate::ledger::seal::{ChainBreak, Hash32, Seal, SealedEntry};
 use crate::ledger::{AccountBalance, Entry};
 use crate::money::{Currency, Money};
 
+pub use people::{DonorPlacement, NewDonor, NewReservation, ReservationFacts, StoredDecision};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -381,6 +385,8 @@ struct RawCampaign {
     currency: String,
     timezone: String,
     election: Option<String>,
+    financing_from: Option<chrono::NaiveDate>,
+    financing_until: Option<chrono::NaiveDate>,
     created_at: DateTime<Utc>,
 }
 
@@ -396,6 +402,7 @@ impl TryFrom<RawCampaign> for Campaign {
             currency: Currency::parse(&raw.currency).map_err(|e| corrupt(e.to_string()))?,
             timezone: parse_timezone(&raw.timezone).map_err(|e| corrupt(e.to_string()))?,
             election: raw.election,
+            financing_period: raw.financing_from.zip(raw.financing_until),
             created_at: raw.created_at,
         })
     }
@@ -706,6 +713,99 @@ impl Store {
         prefix: &str,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
         dispatch!(self, s => s.sourced_postings(campaign, prefix).await)
+    }
+
+    /// The authoritative check of a gift (DESIGN.md decision 8): under the lock of the
+    /// gift's person, reads the person's gifts to campaigns under the same pack (net, from the
+    /// ledger), lets `decide` rule on them, and writes the payment entry, the ruling's entry
+    /// (what is set aside as owed), the decision and the owed refund in one transaction. A
+    /// gift decided before is not decided again: its payment entry replays and the first
+    /// decision is returned.
+    pub async fn post_screened_payment<F>(
+        &self,
+        campaign: &Campaign,
+        gift: ContributionRef,
+        reservation: Option<i64>,
+        payment: &Entry,
+        now: DateTime<Utc>,
+        decide: F,
+    ) -> Result<StoredRuling, StoreError>
+    where
+        F: FnOnce(PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
+    {
+        dispatch!(self, s => s.post_screened_payment(campaign, gift, reservation, payment, now, decide).await)
+    }
+
+    /// The check at checkout: records the donor, and under their person's lock lets `decide`
+    /// rule on their gifts and the room their other open checkouts hold; a gift accepted
+    /// whole gets a reservation until `expires_at`. The decision is stored either way.
+    pub async fn reserve<F>(
+        &self,
+        campaign: &Campaign,
+        request: &NewReservation,
+        now: DateTime<Utc>,
+        decide: F,
+    ) -> Result<StoredRuling, StoreError>
+    where
+        F: FnOnce(PersonHistory) -> Result<Ruling, StoreError>,
+    {
+        dispatch!(self, s => s.reserve(campaign, request, now, decide).await)
+    }
+
+    /// Gives a reservation's room back (checkout expired or cancelled); false if it was
+    /// already released or used.
+    pub async fn release_reservation(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.release_reservation(id, now).await)
+    }
+
+    /// A reservation's campaign, what the donor declared and the election designated.
+    pub async fn reservation(&self, id: i64) -> Result<Option<ReservationFacts>, StoreError> {
+        dispatch!(self, s => s.reservation(id).await)
+    }
+
+    /// Refunds owed, oldest first: of one campaign or all; with `unrequested_only`, the card
+    /// gifts whose refund has not been obtained from the provider yet.
+    pub async fn owed_refunds(
+        &self,
+        campaign: Option<CampaignId>,
+        unrequested_only: bool,
+        limit: i64,
+    ) -> Result<Vec<OwedRefund>, StoreError> {
+        dispatch!(self, s => s.owed_refunds(campaign, unrequested_only, limit).await)
+    }
+
+    /// Records a refund request's outcome: the provider's refund id, or the error.
+    pub async fn refund_requested(
+        &self,
+        contribution: i64,
+        outcome: Result<&str, &str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.refund_requested(contribution, outcome, now).await)
+    }
+
+    /// A treasurer's merge or split (recorded in `identity_changes`); returns the person the
+    /// donor now belongs to. Later screenings follow it.
+    pub async fn place_donor(
+        &self,
+        placement: &DonorPlacement,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.place_donor(placement, now).await)
+    }
+
+    /// The campaign's stored decisions with id above `after`, in order, at most `limit`.
+    pub async fn decisions(
+        &self,
+        campaign: CampaignId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredDecision>, StoreError> {
+        dispatch!(self, s => s.decisions(campaign, after, limit).await)
     }
 
     /// Every stored roll-up row.

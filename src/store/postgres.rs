@@ -20,6 +20,9 @@ use super::{
     Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
     CONTRIBUTION_COLUMNS, NET_GIFT_ACCOUNTS,
 };
+use crate::store::NewDonor;
+
+mod compliance;
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
 use crate::ids::{CampaignId, EntryId, Slug};
@@ -116,8 +119,9 @@ impl PgStore {
     ) -> Result<Campaign, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at,
+                                    financing_from, financing_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (slug) DO NOTHING RETURNING id",
         )
         .bind(c.slug.as_str())
@@ -127,6 +131,8 @@ impl PgStore {
         .bind(c.timezone.name())
         .bind(&c.election)
         .bind(now)
+        .bind(c.financing_period.map(|p| p.0))
+        .bind(c.financing_period.map(|p| p.1))
         .fetch_optional(&mut *tx)
         .await?;
         let id = id.ok_or_else(|| StoreError::CampaignExists(c.slug.to_string()))?;
@@ -168,98 +174,7 @@ impl PgStore {
         batch: &[&Entry],
         recorded_at: DateTime<Utc>,
     ) -> Result<Vec<Result<Posted, StoreError>>, StoreError> {
-        let columns = BatchColumns::of(batch);
-        let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int4[],
-                                      $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int4[])
-                     AS i(campaign_id, idempotency_key, content_hash, description, effective_at, posting_count,
-                          reverses_entry_id, source, event_id, donor_id, contribution_id, position)
-             ), new_entries AS (
-                 INSERT INTO entries (campaign_id, idempotency_key, content_hash, description, effective_at,
-                                      recorded_at, posting_count, reverses_entry_id, source, event_id,
-                                      donor_id, contribution_id)
-                 SELECT campaign_id, idempotency_key, content_hash, description, effective_at, $13, posting_count,
-                        reverses_entry_id, source, event_id, donor_id, contribution_id
-                 FROM input ORDER BY position
-                 ON CONFLICT DO NOTHING
-                 RETURNING id, campaign_id, idempotency_key, effective_at
-             ), new_postings AS (
-                 INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
-                 SELECT e.id, l.line, e.campaign_id, a.id, l.currency, l.amount, e.effective_at
-                 FROM new_entries e
-                 JOIN input i ON i.campaign_id = e.campaign_id AND i.idempotency_key = e.idempotency_key
-                 JOIN UNNEST($14::int4[], $15::int4[], $16::text[], $17::text[], $18::int8[])
-                     AS l(position, line, account, currency, amount) ON l.position = i.position
-                 JOIN accounts a ON a.campaign_id = e.campaign_id AND a.name = l.account
-             ), queued AS (
-                 INSERT INTO pending_seal (entry_id) SELECT id FROM new_entries
-             )
-             SELECT campaign_id, idempotency_key, id FROM new_entries",
-        )
-        .bind(&columns.campaign_ids)
-        .bind(&columns.keys)
-        .bind(&columns.hashes)
-        .bind(&columns.descriptions)
-        .bind(&columns.effective_ats)
-        .bind(&columns.posting_counts)
-        .bind(&columns.reverses)
-        .bind(&columns.sources)
-        .bind(&columns.event_ids)
-        .bind(&columns.donor_ids)
-        .bind(&columns.contribution_ids)
-        .bind(&columns.positions)
-        .bind(recorded_at)
-        .bind(&columns.line_positions)
-        .bind(&columns.lines)
-        .bind(&columns.accounts)
-        .bind(&columns.currencies)
-        .bind(&columns.amounts)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(refused)?;
-        let inserted: HashMap<(i64, String), i64> = inserted
-            .into_iter()
-            .map(|(c, k, id)| ((c, k), id))
-            .collect();
-        // Entries the insert skipped: their key exists (a replay or a conflict), or they
-        // reverse an entry that was already reversed.
-        let skipped: Vec<&Entry> = batch
-            .iter()
-            .copied()
-            .filter(|e| !inserted.contains_key(&batch_key(e)))
-            .collect();
-        let existing: HashMap<(i64, String), (i64, String)> = if skipped.is_empty() {
-            HashMap::new()
-        } else {
-            let campaigns: Vec<i64> = skipped.iter().map(|e| e.content().campaign_id.0).collect();
-            let keys: Vec<&str> = skipped
-                .iter()
-                .map(|e| e.content().idempotency_key.as_str())
-                .collect();
-            let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
-                "SELECT e.campaign_id, e.idempotency_key, e.id, e.content_hash
-                 FROM entries e JOIN UNNEST($1::int8[], $2::text[]) AS k(campaign_id, idempotency_key)
-                   ON e.campaign_id = k.campaign_id AND e.idempotency_key = k.idempotency_key",
-            )
-            .bind(&campaigns)
-            .bind(&keys)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter()
-                .map(|(c, k, id, hash)| ((c, k), (id, hash)))
-                .collect()
-        };
-        Ok(batch
-            .iter()
-            .map(|entry| match inserted.get(&batch_key(entry)) {
-                Some(id) => Ok(Posted {
-                    entry_id: EntryId(*id),
-                    replayed: false,
-                }),
-                None => resolve_skipped(entry, existing.get(&batch_key(entry))),
-            })
-            .collect())
+        insert_batch(&mut *self.pool.acquire().await?, batch, recorded_at).await
     }
 
     pub async fn entries_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEntry>, StoreError> {
@@ -654,40 +569,18 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<ContributionRef, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let payer = &gift.payer;
-        let a = &payer.address;
-        // A donor keeps the details first seen; later gifts only fill what was missing.
-        let donor_id: i64 = sqlx::query_scalar(
-            "INSERT INTO donors (campaign_id, identity_key, name, email, line1, line2, city, postal_code, state, country, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
-                name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
-                line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
-                city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
-                state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
-             RETURNING id",
-        )
-        .bind(gift.campaign_id.0)
-        .bind(&gift.identity_key)
-        .bind(&payer.name)
-        .bind(&payer.email)
-        .bind(&a.line1)
-        .bind(&a.line2)
-        .bind(&a.city)
-        .bind(&a.postal_code)
-        .bind(&a.state)
-        .bind(&a.country)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let donor_id = upsert_donor(&mut tx, gift.campaign_id, &gift.donor, now).await?;
+        let payer = &gift.donor.payer;
         let (contribution_id, stored_campaign): (i64, i64) = sqlx::query_as(
             "INSERT INTO contributions (campaign_id, donor_id, charge_id, payment_intent_id, checkout_session_id,
                 amount, currency, paid_at, card_country, card_fingerprint, card_brand, card_funding,
-                custom_fields, review_reason, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                custom_fields, review_reason, created_at, method, declared, election)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              ON CONFLICT (charge_id) DO UPDATE SET
                 checkout_session_id = coalesce(contributions.checkout_session_id, excluded.checkout_session_id),
-                custom_fields = coalesce(contributions.custom_fields, excluded.custom_fields)
+                custom_fields = coalesce(contributions.custom_fields, excluded.custom_fields),
+                declared = coalesce(contributions.declared, excluded.declared),
+                election = coalesce(contributions.election, excluded.election)
              RETURNING id, campaign_id",
         )
         .bind(gift.campaign_id.0)
@@ -705,12 +598,16 @@ impl PgStore {
         .bind(&gift.custom_fields)
         .bind(&gift.review_reason)
         .bind(now)
+        .bind(crate::enforcement::method_str(gift.method))
+        .bind(&gift.declared)
+        .bind(&gift.election)
         .fetch_one(&mut *tx)
         .await?;
         let donor_id: i64 = sqlx::query_scalar("SELECT donor_id FROM contributions WHERE id = $1")
             .bind(contribution_id)
             .fetch_one(&mut *tx)
             .await?;
+        Self::link_identity(&mut tx, donor_id, &gift.donor.links, now).await?;
         tx.commit().await?;
         check_contribution_campaign(gift, stored_campaign)?;
         Ok(ContributionRef {
@@ -879,7 +776,8 @@ fn redact(url: &str) -> String {
 }
 
 const CAMPAIGN_COLUMNS: &str =
-    "SELECT id, slug, name, rule_pack, currency, timezone, election, created_at FROM campaigns";
+    "SELECT id, slug, name, rule_pack, currency, timezone, election, financing_from, financing_until,
+            created_at FROM campaigns";
 
 const INBOX_COLUMNS: &str = "SELECT event_id, type, livemode, created, api_version, payload, received_at, status, attempts, last_error FROM stripe_events";
 
@@ -907,6 +805,8 @@ fn raw_campaign(row: &PgRow) -> Result<RawCampaign, StoreError> {
         currency: row.try_get("currency")?,
         timezone: row.try_get("timezone")?,
         election: row.try_get("election")?,
+        financing_from: row.try_get("financing_from")?,
+        financing_until: row.try_get("financing_until")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -967,4 +867,140 @@ async fn load_entries(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     assemble(entries, postings)
+}
+
+/// Writes a batch (distinct keys, in lock order) as one statement on `conn`: alone, its own
+/// transaction; inside a caller's transaction, part of it.
+async fn insert_batch(
+    conn: &mut PgConnection,
+    batch: &[&Entry],
+    recorded_at: DateTime<Utc>,
+) -> Result<Vec<Result<Posted, StoreError>>, StoreError> {
+    let columns = BatchColumns::of(batch);
+    let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int4[],
+                                      $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int4[])
+                     AS i(campaign_id, idempotency_key, content_hash, description, effective_at, posting_count,
+                          reverses_entry_id, source, event_id, donor_id, contribution_id, position)
+             ), new_entries AS (
+                 INSERT INTO entries (campaign_id, idempotency_key, content_hash, description, effective_at,
+                                      recorded_at, posting_count, reverses_entry_id, source, event_id,
+                                      donor_id, contribution_id)
+                 SELECT campaign_id, idempotency_key, content_hash, description, effective_at, $13, posting_count,
+                        reverses_entry_id, source, event_id, donor_id, contribution_id
+                 FROM input ORDER BY position
+                 ON CONFLICT DO NOTHING
+                 RETURNING id, campaign_id, idempotency_key, effective_at
+             ), new_postings AS (
+                 INSERT INTO postings (entry_id, line, campaign_id, account_id, currency, amount, effective_at)
+                 SELECT e.id, l.line, e.campaign_id, a.id, l.currency, l.amount, e.effective_at
+                 FROM new_entries e
+                 JOIN input i ON i.campaign_id = e.campaign_id AND i.idempotency_key = e.idempotency_key
+                 JOIN UNNEST($14::int4[], $15::int4[], $16::text[], $17::text[], $18::int8[])
+                     AS l(position, line, account, currency, amount) ON l.position = i.position
+                 JOIN accounts a ON a.campaign_id = e.campaign_id AND a.name = l.account
+             ), queued AS (
+                 INSERT INTO pending_seal (entry_id) SELECT id FROM new_entries
+             )
+             SELECT campaign_id, idempotency_key, id FROM new_entries",
+        )
+        .bind(&columns.campaign_ids)
+        .bind(&columns.keys)
+        .bind(&columns.hashes)
+        .bind(&columns.descriptions)
+        .bind(&columns.effective_ats)
+        .bind(&columns.posting_counts)
+        .bind(&columns.reverses)
+        .bind(&columns.sources)
+        .bind(&columns.event_ids)
+        .bind(&columns.donor_ids)
+        .bind(&columns.contribution_ids)
+        .bind(&columns.positions)
+        .bind(recorded_at)
+        .bind(&columns.line_positions)
+        .bind(&columns.lines)
+        .bind(&columns.accounts)
+        .bind(&columns.currencies)
+        .bind(&columns.amounts)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(refused)?;
+    let inserted: HashMap<(i64, String), i64> = inserted
+        .into_iter()
+        .map(|(c, k, id)| ((c, k), id))
+        .collect();
+    // Entries the insert skipped: their key exists (a replay or a conflict), or they
+    // reverse an entry that was already reversed.
+    let skipped: Vec<&Entry> = batch
+        .iter()
+        .copied()
+        .filter(|e| !inserted.contains_key(&batch_key(e)))
+        .collect();
+    let existing: HashMap<(i64, String), (i64, String)> = if skipped.is_empty() {
+        HashMap::new()
+    } else {
+        let campaigns: Vec<i64> = skipped.iter().map(|e| e.content().campaign_id.0).collect();
+        let keys: Vec<&str> = skipped
+            .iter()
+            .map(|e| e.content().idempotency_key.as_str())
+            .collect();
+        let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                "SELECT e.campaign_id, e.idempotency_key, e.id, e.content_hash
+                 FROM entries e JOIN UNNEST($1::int8[], $2::text[]) AS k(campaign_id, idempotency_key)
+                   ON e.campaign_id = k.campaign_id AND e.idempotency_key = k.idempotency_key",
+            )
+            .bind(&campaigns)
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.into_iter()
+            .map(|(c, k, id, hash)| ((c, k), (id, hash)))
+            .collect()
+    };
+    Ok(batch
+        .iter()
+        .map(|entry| match inserted.get(&batch_key(entry)) {
+            Some(id) => Ok(Posted {
+                entry_id: EntryId(*id),
+                replayed: false,
+            }),
+            None => resolve_skipped(entry, existing.get(&batch_key(entry))),
+        })
+        .collect())
+}
+
+/// Finds or creates the campaign's donor row for `donor`, inside the caller's transaction. A
+/// donor keeps the details first seen; later gifts only fill in what was missing.
+pub(super) async fn upsert_donor(
+    conn: &mut PgConnection,
+    campaign: CampaignId,
+    donor: &NewDonor,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let payer = &donor.payer;
+    let a = &payer.address;
+    Ok(sqlx::query_scalar(
+        "INSERT INTO donors (campaign_id, identity_key, name, email, line1, line2, city, postal_code, state, country, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
+            name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
+            line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
+            city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
+            state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
+         RETURNING id",
+    )
+    .bind(campaign.0)
+    .bind(&donor.identity_key)
+    .bind(&payer.name)
+    .bind(&payer.email)
+    .bind(&a.line1)
+    .bind(&a.line2)
+    .bind(&a.city)
+    .bind(&a.postal_code)
+    .bind(&a.state)
+    .bind(&a.country)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?)
 }

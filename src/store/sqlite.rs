@@ -18,6 +18,9 @@ use super::{
     Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
     CONTRIBUTION_COLUMNS, NET_GIFT_ACCOUNTS,
 };
+use crate::store::NewDonor;
+
+mod compliance;
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::ids::{CampaignId, EntryId, Slug};
@@ -117,8 +120,9 @@ impl SqliteStore {
     ) -> Result<Campaign, StoreError> {
         let mut tx = self.writer.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at,
+                                    financing_from, financing_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (slug) DO NOTHING RETURNING id",
         )
         .bind(c.slug.as_str())
@@ -128,6 +132,8 @@ impl SqliteStore {
         .bind(c.timezone.name())
         .bind(&c.election)
         .bind(unix_micros(now))
+        .bind(c.financing_period.map(|p| p.0))
+        .bind(c.financing_period.map(|p| p.1))
         .fetch_optional(&mut *tx)
         .await?;
         let id = id.ok_or_else(|| StoreError::CampaignExists(c.slug.to_string()))?;
@@ -505,40 +511,18 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<ContributionRef, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let payer = &gift.payer;
-        let a = &payer.address;
-        // A donor keeps the details first seen; later gifts only fill what was missing.
-        let donor_id: i64 = sqlx::query_scalar(
-            "INSERT INTO donors (campaign_id, identity_key, name, email, line1, line2, city, postal_code, state, country, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
-                name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
-                line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
-                city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
-                state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
-             RETURNING id",
-        )
-        .bind(gift.campaign_id.0)
-        .bind(&gift.identity_key)
-        .bind(&payer.name)
-        .bind(&payer.email)
-        .bind(&a.line1)
-        .bind(&a.line2)
-        .bind(&a.city)
-        .bind(&a.postal_code)
-        .bind(&a.state)
-        .bind(&a.country)
-        .bind(unix_micros(now))
-        .fetch_one(&mut *tx)
-        .await?;
+        let donor_id = upsert_donor(&mut tx, gift.campaign_id, &gift.donor, now).await?;
+        let payer = &gift.donor.payer;
         let (contribution_id, stored_campaign): (i64, i64) = sqlx::query_as(
             "INSERT INTO contributions (campaign_id, donor_id, charge_id, payment_intent_id, checkout_session_id,
                 amount, currency, paid_at, card_country, card_fingerprint, card_brand, card_funding,
-                custom_fields, review_reason, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                custom_fields, review_reason, created_at, method, declared, election)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
              ON CONFLICT (charge_id) DO UPDATE SET
                 checkout_session_id = coalesce(contributions.checkout_session_id, excluded.checkout_session_id),
-                custom_fields = coalesce(contributions.custom_fields, excluded.custom_fields)
+                custom_fields = coalesce(contributions.custom_fields, excluded.custom_fields),
+                declared = coalesce(contributions.declared, excluded.declared),
+                election = coalesce(contributions.election, excluded.election)
              RETURNING id, campaign_id",
         )
         .bind(gift.campaign_id.0)
@@ -556,12 +540,16 @@ impl SqliteStore {
         .bind(&gift.custom_fields)
         .bind(&gift.review_reason)
         .bind(unix_micros(now))
+        .bind(crate::enforcement::method_str(gift.method))
+        .bind(&gift.declared)
+        .bind(&gift.election)
         .fetch_one(&mut *tx)
         .await?;
         let donor_id: i64 = sqlx::query_scalar("SELECT donor_id FROM contributions WHERE id = ?1")
             .bind(contribution_id)
             .fetch_one(&mut *tx)
             .await?;
+        Self::link_identity(&mut tx, donor_id, &gift.donor.links, now).await?;
         tx.commit().await?;
         check_contribution_campaign(gift, stored_campaign)?;
         Ok(ContributionRef {
@@ -664,7 +652,8 @@ fn inbox_event(r: &SqliteRow) -> Result<InboxEvent, StoreError> {
 }
 
 const CAMPAIGN_COLUMNS: &str =
-    "SELECT id, slug, name, rule_pack, currency, timezone, election, created_at FROM campaigns";
+    "SELECT id, slug, name, rule_pack, currency, timezone, election, financing_from, financing_until,
+            created_at FROM campaigns";
 
 fn raw_campaign(row: &SqliteRow) -> Result<RawCampaign, StoreError> {
     Ok(RawCampaign {
@@ -675,6 +664,8 @@ fn raw_campaign(row: &SqliteRow) -> Result<RawCampaign, StoreError> {
         currency: row.try_get("currency")?,
         timezone: row.try_get("timezone")?,
         election: row.try_get("election")?,
+        financing_from: row.try_get("financing_from")?,
+        financing_until: row.try_get("financing_until")?,
         created_at: time(row.try_get("created_at")?)?,
     })
 }
@@ -807,4 +798,39 @@ async fn load_entries(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     assemble(entries, postings)
+}
+
+/// Finds or creates the campaign's donor row for `donor`, inside the caller's transaction. A
+/// donor keeps the details first seen; later gifts only fill in what was missing.
+pub(super) async fn upsert_donor(
+    conn: &mut SqliteConnection,
+    campaign: CampaignId,
+    donor: &NewDonor,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let payer = &donor.payer;
+    let a = &payer.address;
+    Ok(sqlx::query_scalar(
+        "INSERT INTO donors (campaign_id, identity_key, name, email, line1, line2, city, postal_code, state, country, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
+            name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
+            line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
+            city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
+            state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
+         RETURNING id",
+    )
+    .bind(campaign.0)
+    .bind(&donor.identity_key)
+    .bind(&payer.name)
+    .bind(&payer.email)
+    .bind(&a.line1)
+    .bind(&a.line2)
+    .bind(&a.city)
+    .bind(&a.postal_code)
+    .bind(&a.state)
+    .bind(&a.country)
+    .bind(unix_micros(now))
+    .fetch_one(&mut *conn)
+    .await?)
 }

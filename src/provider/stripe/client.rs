@@ -137,13 +137,20 @@ impl StripeClient {
             self.pace().await;
             let page = request.send(&self.client).await?;
             after = page.data.last().map(|r| r.id.to_string());
-            refunds.extend(page.data.into_iter().map(|r| Refund {
-                id: r.id.to_string(),
-                charge: r.charge.map(|c| c.id().to_string()),
-                status: r.status.unwrap_or_default(),
-                balance_transaction: r.balance_transaction.map(|t| t.id().to_string()),
-                failure_balance_transaction:
-                    r.failure_balance_transaction.map(|t| t.id().to_string()),
+            refunds.extend(page.data.into_iter().map(|r| {
+                Refund {
+                    id: r.id.to_string(),
+                    charge: r.charge.map(|c| c.id().to_string()),
+                    status: r.status.unwrap_or_default(),
+                    balance_transaction: r.balance_transaction.map(|t| t.id().to_string()),
+                    failure_balance_transaction: r
+                        .failure_balance_transaction
+                        .map(|t| t.id().to_string()),
+                    metadata: r
+                        .metadata
+                        .map(|m| m.into_iter().collect())
+                        .unwrap_or_default(),
+                }
             }));
             if !page.has_more || after.is_none() {
                 return Ok(refunds);
@@ -221,13 +228,15 @@ impl StripeClient {
         }
     }
 
-    /// Refunds `amount` of `charge`. `idempotency_key` names this refund for good: the same
-    /// key sent again returns the first refund instead of refunding twice.
+    /// Refunds `amount` of `charge`, with `metadata` on the refund. `idempotency_key` names
+    /// this refund for good: the same key sent again returns the first refund instead of
+    /// refunding twice.
     pub async fn create_refund(
         &self,
         charge: &str,
         amount: i64,
         idempotency_key: &str,
+        metadata: &[(&str, &str)],
     ) -> Result<Refund, ApiError> {
         let key = IdempotencyKey::new(idempotency_key)
             .map_err(|_| ApiError::BadIdempotencyKey(idempotency_key.to_owned()))?;
@@ -235,6 +244,12 @@ impl StripeClient {
         let r = CreateRefund::new()
             .charge(charge)
             .amount(amount)
+            .metadata(
+                metadata
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<std::collections::HashMap<String, String>>(),
+            )
             .customize()
             .request_strategy(RequestStrategy::Idempotent(key))
             .send(&self.client)
@@ -245,6 +260,10 @@ impl StripeClient {
             status: r.status.unwrap_or_default(),
             balance_transaction: r.balance_transaction.map(|t| t.id().to_string()),
             failure_balance_transaction: r.failure_balance_transaction.map(|t| t.id().to_string()),
+            metadata: r
+                .metadata
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_default(),
         })
     }
 }

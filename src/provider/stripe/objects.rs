@@ -90,7 +90,13 @@ pub struct Refund {
     pub status: String,
     pub balance_transaction: Option<String>,
     pub failure_balance_transaction: Option<String>,
+    /// What Obole wrote on a refund it asked for (`obole_owed`: the contribution whose owed
+    /// money it returns).
+    pub metadata: BTreeMap<String, String>,
 }
+
+/// The metadata key Obole sets on a refund of money owed back to a donor.
+pub const OWED_REFUND_KEY: &str = "obole_owed";
 
 /// A dispute with the balance transactions it caused (withdrawal, reinstatement).
 #[derive(Debug, Clone, PartialEq, Eq)]

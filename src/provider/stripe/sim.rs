@@ -252,7 +252,7 @@ impl StripeSim {
     /// Returns the refund id and its events: `refund.created`, `charge.refunded`.
     pub fn refund(&self, charge: &str, amount: i64) -> (String, Vec<SimEvent>) {
         let mut a = self.lock();
-        let (refund, events) = a.refund(charge, amount, None);
+        let (refund, events) = a.refund(charge, amount, None, json!({}));
         (refund["id"].as_str().unwrap_or_default().to_owned(), events)
     }
 
@@ -482,7 +482,13 @@ impl Account {
         }
     }
 
-    fn refund(&mut self, charge: &str, amount: i64, key: Option<&str>) -> (Value, Vec<SimEvent>) {
+    fn refund(
+        &mut self,
+        charge: &str,
+        amount: i64,
+        key: Option<&str>,
+        metadata: Value,
+    ) -> (Value, Vec<SimEvent>) {
         self.tick();
         let id = self.id("re");
         let object = self.charges.get(charge).cloned().unwrap_or(Value::Null);
@@ -493,7 +499,7 @@ impl Account {
             "charge": charge, "created": self.now, "currency": currency, "customer": null,
             "customer_account": null, "description": null, "destination_details": null,
             "failure_balance_transaction": null, "failure_reason": null,
-            "instructions_email": null, "metadata": {}, "next_action": null,
+            "instructions_email": null, "metadata": metadata, "next_action": null,
             "payment_intent": object["payment_intent"], "payment_method": null,
             "pending_reason": null, "presentment_details": null, "reason": "requested_by_customer",
             "receipt_number": null, "source_transfer_reversal": null, "status": "succeeded",
@@ -902,7 +908,15 @@ async fn create_refund(
         return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error",
             &format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({refundable})"));
     }
-    let (refund, events) = a.refund(charge, amount, key.as_deref());
+    // Stripe's form encoding of a map: metadata[key]=value.
+    let metadata: serde_json::Map<String, Value> = form
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("metadata[")?.strip_suffix(']')?;
+            Some((key.to_owned(), Value::String(v.clone())))
+        })
+        .collect();
+    let (refund, events) = a.refund(charge, amount, key.as_deref(), Value::Object(metadata));
     a.outbox.extend(events);
     Json(refund).into_response()
 }

@@ -1,0 +1,72 @@
+//! What both stores share for persons and enforcement: the requests they take and the SQL
+//! text that is the same in both dialects.
+
+use chrono::{DateTime, Utc};
+
+use crate::money::Money;
+use crate::provider::stripe::objects::Payer;
+
+/// A donor as a payment or a checkout describes them, before they are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDonor {
+    /// The key that finds the donor row within the campaign (see `intake::identity_key`).
+    pub identity_key: String,
+    pub payer: Payer,
+    /// The identity keys that link the donor to a person (`compliance::identity::Giver::keys`).
+    pub links: Vec<String>,
+}
+
+/// A checkout's request to hold room for a gift while the donor pays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReservation {
+    pub donor: NewDonor,
+    pub amount: Money,
+    /// What the donor declared, as JSON (`compliance::Declaration`).
+    pub declared: String,
+    /// The election the gift counts for, when the donor designated one.
+    pub election: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A treasurer's placement of a donor: merged into the person of `into`, or split off on its
+/// own (`into` = `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DonorPlacement {
+    pub donor: i64,
+    pub into: Option<i64>,
+    pub reason: String,
+}
+
+/// An owed refund with what the ledger still shows owed (`liabilities:refunds_due`, credited
+/// by the decision and debited by the refund).
+pub(crate) const OWED_REFUND_COLUMNS: &str = "SELECT x.contribution_id, x.campaign_id, c.charge_id,
+        c.method, x.amount, x.currency, x.reason, x.remedy_by, x.refund_id, x.attempts,
+        x.last_error,
+        coalesce((SELECT CAST(-sum(p.amount) AS BIGINT) FROM entries e
+                  JOIN postings p ON p.entry_id = e.id
+                  JOIN accounts a ON a.id = p.account_id
+                  WHERE e.contribution_id = x.contribution_id
+                    AND a.name = 'liabilities:refunds_due'), 0) AS outstanding
+     FROM excess_refunds x JOIN contributions c ON c.id = x.contribution_id";
+
+/// A reservation as the payment that fulfils it needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationFacts {
+    pub id: i64,
+    pub campaign_id: crate::ids::CampaignId,
+    pub declared: String,
+    pub election: Option<String>,
+}
+
+/// A stored decision, for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDecision {
+    pub id: i64,
+    pub stage: String,
+    pub contribution_id: Option<i64>,
+    pub pack: String,
+    pub pack_version: u32,
+    pub verdict: String,
+    pub inputs: String,
+    pub decision: String,
+}
