@@ -23,6 +23,8 @@ use obole::store::{Store, StoreOptions};
 use sqlx::{Connection, Executor};
 use tokio::sync::oneshot;
 
+pub mod stripe;
+
 pub struct TestDb {
     pub url: String,
     pub store: Store,
@@ -37,6 +39,10 @@ pub fn start_time() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2027-03-01T09:00:00Z")
         .unwrap()
         .to_utc()
+}
+
+pub fn day(text: &str) -> chrono::NaiveDate {
+    text.parse().unwrap()
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -104,6 +110,9 @@ impl TestDb {
             "Europe/Paris",
             Some("test-2027"),
         )
+        .unwrap()
+        // A financing period around the tests' clocks (2025 for the simulated Stripe, 2027).
+        .financing(day("2025-01-01"), day("2027-12-31"))
         .unwrap();
         self.store
             .create_campaign(&new, start_time())

@@ -61,6 +61,12 @@ pub struct Gift {
     pub name: String,
     pub email: String,
     pub card_country: String,
+    /// Stripe's fingerprint of the card: the same card gives the same one.
+    pub card_fingerprint: String,
+    /// The billing address's first line (the rest is a Lyon address).
+    pub address_line1: String,
+    /// More metadata, as Obole's checkout sets it (`reservation`).
+    pub metadata: Vec<(String, String)>,
     /// False for asynchronous capture: the charge has no balance transaction until
     /// [`StripeSim::settle`].
     pub settled: bool,
@@ -75,9 +81,21 @@ impl Gift {
             name: "Marie Dupont".into(),
             email: email.into(),
             card_country: "FR".into(),
+            // One card and one home per email unless a test says otherwise, so that donors
+            // of different emails are different people.
+            card_fingerprint: format!("fp_{}", fold_hex(email)),
+            address_line1: format!("{} Rue de la Republique", 1 + fold_hex(email) % 200),
+            metadata: Vec::new(),
             settled: true,
         }
     }
+}
+
+/// A small stable number from `text`, for made-up but deterministic details.
+fn fold_hex(text: &str) -> u64 {
+    text.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(1099511628211)
+    }) % 1_000_000
 }
 
 /// What a donation created, and the events Stripe sends for it.
@@ -197,6 +215,9 @@ impl StripeSim {
         metadata.insert("donation_id".into(), json!(format!("don_{}", a.serial)));
         if let Some(campaign) = &gift.campaign {
             metadata.insert("campaign".into(), json!(campaign));
+        }
+        for (key, value) in &gift.metadata {
+            metadata.insert(key.clone(), json!(value));
         }
         let charge = charge_object(&charge_id, &pi, gift, t, &metadata);
         a.charges.insert(charge_id.clone(), charge.clone());
@@ -561,7 +582,7 @@ fn charge_object(
 
 /// The donor's postal address.
 fn address(gift: &Gift) -> Value {
-    json!({"city": "Lyon", "country": gift.card_country, "line1": "12 Rue de la Republique", "line2": null, "postal_code": "69002", "state": null})
+    json!({"city": "Lyon", "country": gift.card_country, "line1": gift.address_line1, "line2": null, "postal_code": "69002", "state": null})
 }
 
 /// Radar's verdict on an approved payment.
@@ -577,7 +598,7 @@ fn card_details(gift: &Gift) -> Value {
             "brand": "visa", "checks": {"address_line1_check": "pass", "address_postal_code_check": "pass", "cvc_check": "pass"},
             "country": gift.card_country, "exp_month": 11, "exp_year": 2029,
             "extended_authorization": {"status": "disabled"},
-            "fingerprint": format!("fp{}", gift.email.len()), "funding": "debit",
+            "fingerprint": gift.card_fingerprint, "funding": "debit",
             "incremental_authorization": {"status": "unavailable"}, "installments": null, "last4": "0003",
             "mandate": null, "multicapture": {"status": "unavailable"}, "network": "visa",
             "network_token": {"used": false}, "network_transaction_id": "583123456789012",
@@ -603,8 +624,7 @@ fn session_object(
              "optional": false, "dropdown": {"default_value": null, "options": [{"label": "Oui, je le certifie", "value": "yes"}], "value": "yes"},
              "type": "dropdown"}],
         "customer": null,
-        "customer_details": {"address": {"city": "Lyon", "country": gift.card_country,
-            "line1": "12 Rue de la Republique", "line2": null, "postal_code": "69002", "state": null},
+        "customer_details": {"address": address(gift),
             "email": gift.email, "name": gift.name, "phone": null, "tax_exempt": "none", "tax_ids": []},
         "livemode": false, "locale": "fr", "metadata": metadata, "mode": "payment",
         "payment_intent": pi, "payment_status": "paid", "status": "complete",

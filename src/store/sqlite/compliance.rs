@@ -349,7 +349,9 @@ impl SqliteStore {
             gifts,
             held,
         })?;
-        let reservation_id: Option<i64> = if ruling.verdict == "accept" {
+        // A hold goes ahead (a person reviews it once paid; the caps were applied); a gift
+        // cut or refused does not: the donor is told before paying.
+        let reservation_id: Option<i64> = if matches!(ruling.verdict, "accept" | "hold") {
             Some(
                 sqlx::query_scalar(
                     "INSERT INTO reservations (campaign_id, donor_id, amount, currency, declared,
