@@ -14,6 +14,8 @@ use chrono::SecondsFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+mod compliance;
+
 use crate::app::{shutdown_signal, App, ServeSettings};
 use crate::audit::{self, VerifyError};
 use crate::campaign::{Campaign, NewCampaign};
@@ -51,6 +53,9 @@ pub struct Cli {
     /// Log lines as human-readable text or as JSON objects.
     #[arg(long, env = "OBOLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// A directory of rule packs (*.toml) to use instead of the ones built in.
+    #[arg(long, env = "OBOLE_COMPLIANCE_DIR", global = true)]
+    pub compliance_dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -76,6 +81,15 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
+    /// Gifts recorded by hand: cheques, transfers, cash.
+    #[command(subcommand)]
+    Contribution(compliance::ContributionCommand),
+    /// Donor identity: who is the same person (show, merge, split).
+    #[command(subcommand)]
+    Donor(compliance::DonorCommand),
+    /// Money owed back to donors, and the replay of stored decisions.
+    #[command(subcommand)]
+    Compliance(compliance::ComplianceCommand),
 }
 
 #[derive(Debug, Args)]
@@ -103,9 +117,6 @@ pub struct ServeArgs {
     /// Inbox events the intake worker takes per round.
     #[arg(long, env = "OBOLE_INTAKE_BATCH", default_value_t = WorkerOptions::default().batch)]
     pub intake_batch: i64,
-    /// A directory of rule packs (*.toml) to use instead of the ones built in.
-    #[arg(long, env = "OBOLE_COMPLIANCE_DIR")]
-    pub compliance_dir: Option<std::path::PathBuf>,
 }
 
 /// How to reach the campaign's Stripe account.
@@ -202,6 +213,12 @@ pub enum CampaignCommand {
         /// The election the campaign runs in; caps are counted per election.
         #[arg(long)]
         election: Option<String>,
+        /// First day of the financing period, when the law sets one (YYYY-MM-DD).
+        #[arg(long, requires = "financing_until")]
+        financing_from: Option<chrono::NaiveDate>,
+        /// Last day of the financing period (YYYY-MM-DD), included.
+        #[arg(long, requires = "financing_from")]
+        financing_until: Option<chrono::NaiveDate>,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -290,20 +307,29 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..WorkerOptions::default()
             },
             demo: args.demo,
-            compliance_dir: args.compliance_dir.clone(),
+            compliance_dir: cli.compliance_dir.clone(),
         };
         let app = App::build(&settings, clock).await?;
         app.run_until_stopped(shutdown_signal()).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    let packs = match &cli.compliance_dir {
+        Some(dir) => crate::compliance::Packs::load_dir(dir)?,
+        None => crate::compliance::Packs::embedded()?,
+    };
     let store = Store::connect(&cli.database_url, &options).await?;
     store.migrate().await.context("migrating the database")?;
-    let result = command(cli.command, &store, clock.as_ref()).await;
+    let result = command(cli.command, &store, &packs, clock.as_ref()).await;
     store.close().await;
     result
 }
 
-async fn command(command: Command, store: &Store, clock: &dyn Clock) -> anyhow::Result<ExitCode> {
+async fn command(
+    command: Command,
+    store: &Store,
+    packs: &crate::compliance::Packs,
+    clock: &dyn Clock,
+) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(_) => unreachable!("`execute` runs `serve` without this shared store"),
         Command::Migrate => {
@@ -325,9 +351,11 @@ async fn command(command: Command, store: &Store, clock: &dyn Clock) -> anyhow::
             currency,
             timezone,
             election,
+            financing_from,
+            financing_until,
             format,
         }) => {
-            let new = NewCampaign::parse(
+            let mut new = NewCampaign::parse(
                 &slug,
                 &name,
                 &rules,
@@ -335,6 +363,17 @@ async fn command(command: Command, store: &Store, clock: &dyn Clock) -> anyhow::
                 &timezone,
                 election.as_deref(),
             )?;
+            if let (Some(from), Some(until)) = (financing_from, financing_until) {
+                new = new.financing(from, until)?;
+            }
+            if let Some(pack) = packs.get(&new.rule_pack) {
+                if pack.caps_per_election() && new.election.is_none() {
+                    return Err(anyhow!(
+                        "rule pack {} caps gifts per election: name the campaign's election with --election",
+                        pack.id
+                    ));
+                }
+            }
             let campaign = store.create_campaign(&new, clock.now()).await?;
             match format.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&campaign)?),
@@ -372,6 +411,13 @@ async fn command(command: Command, store: &Store, clock: &dyn Clock) -> anyhow::
             println!("event {event_id} is queued again; a running server will post it");
         }
         Command::Reconcile(args) => return reconcile(store, args).await,
+        Command::Contribution(command) => {
+            return compliance::contribution(store, packs, clock, command).await
+        }
+        Command::Donor(command) => return compliance::donor(store, clock, command).await,
+        Command::Compliance(command) => {
+            return compliance::compliance(store, packs, clock, command).await
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -418,6 +418,7 @@ fn checkout<'a>(
         pack,
         donor: new_donor(identity_key(&payer, "checkout"), &payer),
         amount: eur(euros * 100),
+        method: obole::compliance::screen::Method::Card,
         declaration: Declaration {
             nationality: Some("FR".into()),
             residence: Some("FR".into()),

@@ -151,6 +151,50 @@ async fn campaigns_are_created_and_listed_from_the_command_line(db: &TestDb) {
         "{}",
         stderr(&bad_currency)
     );
+    let no_election = db.obole(&[
+        "campaign",
+        "create",
+        "--slug",
+        "dupont-2027",
+        "--name",
+        "Dupont",
+        "--rules",
+        "fr-candidate",
+        "--currency",
+        "EUR",
+        "--timezone",
+        "Europe/Paris",
+    ]);
+    assert!(
+        stderr(&no_election).contains("caps gifts per election: name the campaign's election"),
+        "{}",
+        stderr(&no_election)
+    );
+    let backwards = db.obole(&[
+        "campaign",
+        "create",
+        "--slug",
+        "dupont-2027",
+        "--name",
+        "Dupont",
+        "--rules",
+        "fr-candidate",
+        "--currency",
+        "EUR",
+        "--timezone",
+        "Europe/Paris",
+        "--election",
+        "presidentielle-2027",
+        "--financing-from",
+        "2027-04-30",
+        "--financing-until",
+        "2026-04-01",
+    ]);
+    assert!(
+        stderr(&backwards).contains("must end on or after it starts"),
+        "{}",
+        stderr(&backwards)
+    );
     let list = db.obole(&["campaign", "list", "--format", "json"]);
     let campaigns: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(campaigns.as_array().unwrap().len(), 1);
@@ -323,6 +367,8 @@ fn a_bad_rule_pack_stops_the_server_naming_the_file_and_the_rule() {
         "EUR",
         "--timezone",
         "Europe/Paris",
+        "--election",
+        "presidentielle-2027",
     ];
     assert!(obole_with_url(&url, &create).status.success());
     let out = obole_with_url(&url, &serve);

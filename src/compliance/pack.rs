@@ -238,6 +238,19 @@ impl RulePack {
     }
 
     /// The rules in force on `date`, in the pack's order.
+    /// Whether a cap of this pack counts per election (so a campaign must name its election).
+    pub fn caps_per_election(&self) -> bool {
+        self.rules.iter().any(|r| {
+            matches!(
+                r.check,
+                Check::Cap {
+                    scope: Scope::Election,
+                    ..
+                }
+            )
+        })
+    }
+
     pub fn rules_on(&self, date: NaiveDate) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(move |r| r.in_force_on(date))
     }

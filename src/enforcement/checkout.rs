@@ -24,6 +24,8 @@ pub struct GiftRequest<'a> {
     pub pack: &'a RulePack,
     pub donor: NewDonor,
     pub amount: Money,
+    /// Card at the checkout; the treasurer's method for a gift recorded by hand.
+    pub method: Method,
     pub declaration: Declaration,
     /// How long the room is held.
     pub hold_for: Duration,
@@ -75,7 +77,7 @@ pub async fn reserve(
                 gift: Gift {
                     amount: request.amount,
                     date: now.with_timezone(&request.campaign.timezone).date_naive(),
-                    method: Method::Card,
+                    method: request.method,
                     election: election_of(
                         request.campaign,
                         request.declaration.election.as_deref(),

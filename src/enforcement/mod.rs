@@ -17,6 +17,7 @@
 //!   money movement then settles the liability.
 
 pub mod checkout;
+pub mod offline;
 pub mod posting;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -166,6 +167,46 @@ pub fn has_address(payer: &Payer) -> bool {
         .line1
         .as_deref()
         .is_some_and(|l| !l.trim().is_empty())
+}
+
+impl OwedRefund {
+    /// Past its remedy deadline (US law: 60 days) and still owed.
+    pub fn overdue(&self, today: NaiveDate) -> bool {
+        self.remedy_by.is_some_and(|by| by < today) && self.outstanding.is_positive()
+    }
+}
+
+/// One donor row of a person, as a treasurer reviews it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonDonor {
+    pub donor_id: i64,
+    pub campaign_id: CampaignId,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    /// Placed by a treasurer's merge or split: automatic linking leaves it alone.
+    pub placed_by_treasurer: bool,
+}
+
+/// A move of a donor between persons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityChange {
+    pub donor_id: i64,
+    pub from_person: i64,
+    pub to_person: i64,
+    /// `link` (automatic), `merge` or `split` (a treasurer's).
+    pub action: String,
+    pub reason: String,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// A person: the donor rows that are one human being, and how they came together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    pub person_id: i64,
+    pub donors: Vec<PersonDonor>,
+    pub changes: Vec<IdentityChange>,
 }
 
 /// Reads a stored payment method.

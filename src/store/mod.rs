@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::compliance::Ruling;
-use crate::enforcement::{OwedRefund, PersonHistory, StoredRuling};
+use crate::enforcement::{OwedRefund, Person, PersonHistory, StoredRuling};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
 use crate::intake::{
     Contribution, ContributionRef, InboxEvent, InboxStatus, NetContribution, NewContribution,
@@ -796,6 +796,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         dispatch!(self, s => s.place_donor(placement, now).await)
+    }
+
+    /// The person `donor` belongs to: every donor row linked to it, and the history of
+    /// links, merges and splits that made it.
+    pub async fn person(&self, donor: i64) -> Result<Option<Person>, StoreError> {
+        dispatch!(self, s => s.person(donor).await)
     }
 
     /// The campaign's stored decisions with id above `after`, in order, at most `limit`.

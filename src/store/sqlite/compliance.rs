@@ -12,7 +12,8 @@ use crate::campaign::Campaign;
 use crate::clock::unix_micros;
 use crate::compliance::Ruling;
 use crate::enforcement::{
-    method_from_str, HeldRoom, OwedRefund, PersonGift, PersonHistory, StoredRuling,
+    method_from_str, HeldRoom, IdentityChange, OwedRefund, Person, PersonDonor, PersonGift,
+    PersonHistory, StoredRuling,
 };
 use crate::ids::CampaignId;
 use crate::intake::ContributionRef;
@@ -506,6 +507,63 @@ impl SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(to)
+    }
+
+    pub async fn person(&self, donor: i64) -> Result<Option<Person>, StoreError> {
+        let person: Option<i64> = sqlx::query_scalar("SELECT person_id FROM donors WHERE id = ?1")
+            .bind(donor)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(person_id) = person else {
+            return Ok(None);
+        };
+        let donors = sqlx::query(
+            "SELECT id, campaign_id, name, email, postal_code, country, placed_by_treasurer
+             FROM donors WHERE person_id = ?1 ORDER BY id",
+        )
+        .bind(person_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(PersonDonor {
+                donor_id: r.try_get("id")?,
+                campaign_id: CampaignId(r.try_get("campaign_id")?),
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                postal_code: r.try_get("postal_code")?,
+                country: r.try_get("country")?,
+                placed_by_treasurer: r.try_get::<i64, _>("placed_by_treasurer")? != 0,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let changes = sqlx::query(
+            "SELECT donor_id, from_person, to_person, action, reason, changed_at
+             FROM identity_changes
+             WHERE donor_id IN (SELECT id FROM donors WHERE person_id = ?1)
+                OR from_person = ?1 OR to_person = ?1
+             ORDER BY id",
+        )
+        .bind(person_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(IdentityChange {
+                donor_id: r.try_get("donor_id")?,
+                from_person: r.try_get("from_person")?,
+                to_person: r.try_get("to_person")?,
+                action: r.try_get("action")?,
+                reason: r.try_get("reason")?,
+                changed_at: time(r.try_get("changed_at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(Person {
+            person_id,
+            donors,
+            changes,
+        }))
     }
 
     pub async fn reservation(&self, id: i64) -> Result<Option<ReservationFacts>, StoreError> {
