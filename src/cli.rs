@@ -81,6 +81,9 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
+    /// API tokens: create one (printed once; only its hash is kept).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Gifts recorded by hand: cheques, transfers, cash.
     #[command(subcommand)]
     Contribution(compliance::ContributionCommand),
@@ -224,6 +227,25 @@ pub enum CampaignCommand {
     },
     /// List campaigns.
     List(FormatArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bearer token for one campaign's API and print it once.
+    Create {
+        #[arg(long)]
+        campaign: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    /// Sees donor identities; records offline gifts.
+    Treasurer,
+    /// Sees totals, the journal and seals; donor data masked.
+    Auditor,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +433,24 @@ async fn command(
             println!("event {event_id} is queued again; a running server will post it");
         }
         Command::Reconcile(args) => return reconcile(store, args).await,
+        Command::Token(TokenCommand::Create { campaign, role }) => {
+            let campaign = find_campaign(store, &campaign).await?;
+            let role = match role {
+                TokenRole::Treasurer => crate::access::Role::Treasurer,
+                TokenRole::Auditor => crate::access::Role::Auditor,
+            };
+            let (token, hash) = crate::access::generate()
+                .map_err(|e| anyhow!("no randomness from the operating system: {e}"))?;
+            store
+                .create_token(campaign.id, role, &hash, clock.now())
+                .await?;
+            eprintln!(
+                "{} token for {} (shown once; keep it secret):",
+                role.as_str(),
+                campaign.slug
+            );
+            println!("{token}");
+        }
         Command::Contribution(command) => {
             return compliance::contribution(store, packs, clock, command).await
         }

@@ -21,6 +21,7 @@ pub mod provider;
 pub mod store;
 
 // Use cases and shells.
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod cli;

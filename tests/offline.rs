@@ -290,7 +290,105 @@ async fn us_primary_and_general_are_separate_and_an_old_excess_is_overdue(db: &T
     );
 }
 
+/// The same through `POST /api/v1/campaigns/{slug}/contributions` with a treasurer's token.
+async fn the_api_records_offline_gifts_for_a_treasurer_only(db: &TestDb) {
+    db.campaign("printemps-2027").await;
+    db.campaign("autre-2027").await;
+    let token = |campaign: &str, role: &str| {
+        let out = db.obole(&["token", "create", "--campaign", campaign, "--role", role]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let treasurer = token("printemps-2027", "treasurer");
+    let auditor = token("printemps-2027", "auditor");
+    let elsewhere = token("autre-2027", "treasurer");
+    let server = common::Running::start(
+        db,
+        false,
+        obole::provider::stripe::StripeSettings::new(None, None, 300, None).unwrap(),
+        64 * 1024,
+    )
+    .await;
+    let url = format!(
+        "{}/api/v1/campaigns/printemps-2027/contributions",
+        server.base
+    );
+    let gift = |amount: &str, method: &str, reference: &str| {
+        serde_json::json!({
+            "method": method, "amount": amount, "received": "2027-02-15", "reference": reference,
+            "donor": {"name": "Hélène Roux", "email": "helene@example.fr",
+                      "address": {"line1": "5 quai Saint-Vincent", "postal_code": "69001",
+                                  "city": "Lyon", "country": "FR"}},
+            "declaration": {"nationality": "FR", "attestations": ["natural_person", "own_funds"]}
+        })
+    };
+    let client = reqwest::Client::new();
+    let post = |token: Option<&str>, body: serde_json::Value| {
+        let mut request = client.post(&url).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(post(None, gift("50.00", "cheque", "A1")).await.unwrap()),
+        401
+    );
+    assert_eq!(
+        status(
+            post(Some("obole_nope"), gift("50.00", "cheque", "A1"))
+                .await
+                .unwrap()
+        ),
+        401
+    );
+    assert_eq!(
+        status(
+            post(Some(&auditor), gift("50.00", "cheque", "A1"))
+                .await
+                .unwrap()
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            post(Some(&elsewhere), gift("50.00", "cheque", "A1"))
+                .await
+                .unwrap()
+        ),
+        403
+    );
+    assert_eq!(balance(db, "printemps-2027", "assets:cheques").await, 0);
+
+    let recorded = post(Some(&treasurer), gift("50.00", "cheque", "A1"))
+        .await
+        .unwrap();
+    assert_eq!(recorded.status().as_u16(), 201);
+    let body: serde_json::Value = recorded.json().await.unwrap();
+    assert_eq!(body["outcome"], "recorded");
+    assert_eq!(body["verdict"], "accept");
+    let refused = post(Some(&treasurer), gift("200.00", "cash", "A2"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["rule"], "cash-per-gift");
+    for bad in [
+        gift("50.001", "cheque", "A3"),
+        gift("50.00", "card", "A3"),
+        serde_json::json!({"method": "cheque"}),
+    ] {
+        let response = post(Some(&treasurer), bad).await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+    }
+    assert_eq!(balance(db, "printemps-2027", "assets:cheques").await, 5_000);
+    assert_eq!(balance(db, "printemps-2027", "assets:cash").await, 0);
+    server.shutdown().await;
+}
+
 on_both_stores!(
+    the_api_records_offline_gifts_for_a_treasurer_only,
     cash_at_150_is_taken_and_at_150_01_refused,
     a_cheque_over_the_cap_is_owed_back_and_settled_by_the_treasurer,
     merging_donors_adds_their_gifts_up_and_splitting_separates_them,

@@ -24,6 +24,12 @@ pub enum ApiError {
     WebhooksNotConfigured,
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
+    #[error("a bearer token is required (Authorization: Bearer TOKEN)")]
+    Unauthorized,
+    #[error("this token does not allow that on this campaign")]
+    Forbidden,
+    #[error("bad request: {0}")]
+    BadRequest(String),
 }
 
 impl ApiError {
@@ -37,6 +43,9 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "webhooks_not_configured")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         }
     }
 }
@@ -56,10 +65,17 @@ impl IntoResponse for ApiError {
             let cause = std::error::Error::source(&self).map(ToString::to_string);
             tracing::error!(code, cause, "request failed");
         }
-        (
+        let mut response = (
             status,
             Json(json!({ "code": code, "message": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Handlers only parse, call and map; they hold no business rules and no SQL.
 
+mod auth;
+mod contributions;
 mod error;
 mod health;
 mod webhooks;
@@ -55,6 +57,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/webhooks/stripe", post(webhooks::stripe))
+        .route(
+            "/api/v1/campaigns/{slug}/contributions",
+            post(contributions::add),
+        )
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limits.body_bytes_max))

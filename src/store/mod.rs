@@ -494,6 +494,25 @@ impl Store {
         dispatch!(self, s => s.campaign(slug).await)
     }
 
+    /// Stores a token's hash for `campaign` and `role`.
+    pub async fn create_token(
+        &self,
+        campaign: CampaignId,
+        role: crate::access::Role,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.create_token(campaign, role, hash, now).await)
+    }
+
+    /// The campaign and role of the live token with this hash.
+    pub async fn token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(CampaignId, crate::access::Role)>, StoreError> {
+        dispatch!(self, s => s.token(hash).await)
+    }
+
     /// Records a validated entry, idempotently (see the module invariants).
     pub async fn post(
         &self,

@@ -21,6 +21,7 @@ use super::{
 use crate::store::NewDonor;
 
 mod compliance;
+use crate::access::Role;
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::ids::{CampaignId, EntryId, Slug};
@@ -503,6 +504,40 @@ impl SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_token(
+        &self,
+        campaign: CampaignId,
+        role: Role,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO api_tokens (campaign_id, role, token_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )
+        .bind(campaign.0)
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(unix_micros(now))
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    pub async fn token(&self, hash: &str) -> Result<Option<(CampaignId, Role)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT campaign_id, role FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|(campaign, role)| {
+            Role::parse(&role)
+                .map(|role| (CampaignId(campaign), role))
+                .ok_or_else(|| StoreError::Corrupt(format!("token role {role:?}")))
+        })
+        .transpose()
     }
 
     pub async fn record_contribution(
