@@ -126,11 +126,10 @@ async fn main() -> anyhow::Result<()> {
     for n in 0..args.donations {
         let amount = 200 + i64::try_from(rng.below(9_800)).unwrap_or(0);
         let donor = n % args.donors.max(1);
-        let donation = sim.donate(&Gift::new(
-            amount,
-            &slug,
-            &format!("donor{donor}@example.fr"),
-        ));
+        let donation = sim.donate(&Gift {
+            name: format!("Donor {donor}"),
+            ..Gift::new(amount, &slug, &format!("donor{donor}@example.fr"))
+        });
         let mut events = donation.events;
         if rng.below(100) < args.refund_percent {
             refunds += 1;

@@ -11,9 +11,9 @@ use serde::Serialize;
 use crate::ids::{CampaignId, IdError, Slug};
 use crate::money::{Currency, MoneyError};
 
-/// The rule packs a campaign may name. The compliance engine (issue 4) loads the packs
-/// themselves from `compliance/`; until then this list keeps campaigns from naming a
-/// regime that does not exist.
+/// The rule packs a campaign may name: the packs built in from `compliance/` (a unit test
+/// keeps the two lists equal). The server also refuses to start when a campaign's pack is
+/// not loaded.
 pub const RULE_PACKS: &[&str] = &["fr-candidate", "fr-party", "us-federal-candidate-2025-2026"];
 
 pub const NAME_LEN_MAX: usize = 200;

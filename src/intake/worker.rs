@@ -12,6 +12,10 @@
 //!   state at Stripe, so any order of arrival ends in the same ledger.
 //! - A failure is retried with exponential backoff and parked after a bound, with its error,
 //!   for `obole intake failures`.
+//! - A gift's payment is posted only through the authoritative compliance check
+//!   (`enforcement::posting`): screened under its person's lock, with its decision and any
+//!   part owed back in the same transaction. What is owed is then refunded through Stripe,
+//!   once, by the end of the round (`request_owed_refunds`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -490,9 +494,6 @@ impl IntakeWorker {
                 };
                 let ruling = post_payment(&self.store, &screened, self.clock.now()).await?;
                 tracing::debug!(charge = %charge.id, verdict = %ruling.verdict, "screened and posted");
-                if ruling.owed.is_positive() {
-                    self.wake.notify_one();
-                }
             } else {
                 self.post(&campaign, &txn, Some(gift), None).await?;
             }

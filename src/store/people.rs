@@ -38,15 +38,17 @@ pub struct DonorPlacement {
 }
 
 /// An owed refund with what the ledger still shows owed (`liabilities:refunds_due`, credited
-/// by the decision and debited by the refund).
+/// by the decision and debited by the refund). The gift's postings are found by its entries
+/// alone, never through the account's index, whose size grows with the campaign.
 pub(crate) const OWED_REFUND_COLUMNS: &str = "SELECT x.contribution_id, x.campaign_id, c.charge_id,
         c.method, x.amount, x.currency, x.reason, x.remedy_by, x.refund_id, x.attempts,
         x.last_error,
-        coalesce((SELECT CAST(-sum(p.amount) AS BIGINT) FROM entries e
+        coalesce((SELECT CAST(-sum(CASE WHEN a.name = 'liabilities:refunds_due'
+                                        THEN p.amount ELSE 0 END) AS BIGINT)
+                  FROM entries e
                   JOIN postings p ON p.entry_id = e.id
                   JOIN accounts a ON a.id = p.account_id
-                  WHERE e.contribution_id = x.contribution_id
-                    AND a.name = 'liabilities:refunds_due'), 0) AS outstanding
+                  WHERE e.contribution_id = x.contribution_id), 0) AS outstanding
      FROM excess_refunds x JOIN contributions c ON c.id = x.contribution_id";
 
 /// A reservation as the payment that fulfils it needs it.

@@ -84,7 +84,7 @@ impl Gift {
             // One card and one home per email unless a test says otherwise, so that donors
             // of different emails are different people.
             card_fingerprint: format!("fp_{}", fold_hex(email)),
-            address_line1: format!("{} Rue de la Republique", 1 + fold_hex(email) % 200),
+            address_line1: format!("{} Rue de la Republique", 1 + fold_hex(email) % 9_999),
             metadata: Vec::new(),
             settled: true,
         }

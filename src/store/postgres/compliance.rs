@@ -135,14 +135,20 @@ impl PgStore {
         except: Option<i64>,
     ) -> Result<Vec<PersonGift>, StoreError> {
         let rows = sqlx::query(&format!(
+            // Shaped so that every step is an index probe whatever the statistics say
+            // (stale ones once chose to scan the whole campaign per gift): the person's
+            // donors, each donor's contributions (`OFFSET 0` keeps the lateral subquery a
+            // per-donor probe), each contribution's entries, each entry's postings (by entry
+            // alone: filtering them by account would invite the account's index).
             "SELECT c.id, c.campaign_id, coalesce(c.election, k.election) AS election, c.paid_at,
                     c.method, c.currency,
-                    coalesce((SELECT -sum(p.amount)::int8 FROM entries e
-                              JOIN postings p ON p.entry_id = e.id
-                              JOIN accounts a ON a.id = p.account_id
-                              WHERE e.contribution_id = c.id AND a.name IN {NET_GIFT_ACCOUNTS}), 0) AS net
+                    coalesce((SELECT -sum((SELECT sum(CASE WHEN a.name IN {NET_GIFT_ACCOUNTS}
+                                                           THEN p.amount ELSE 0 END)
+                                           FROM postings p JOIN accounts a ON a.id = p.account_id
+                                           WHERE p.entry_id = e.id))::int8
+                              FROM entries e WHERE e.contribution_id = c.id), 0) AS net
              FROM donors d
-             JOIN contributions c ON c.donor_id = d.id
+             CROSS JOIN LATERAL (SELECT * FROM contributions c WHERE c.donor_id = d.id OFFSET 0) c
              JOIN campaigns k ON k.id = c.campaign_id
              WHERE d.person_id = $1 AND k.rule_pack = $2 AND c.id IS DISTINCT FROM $3
              ORDER BY c.paid_at, c.id"

@@ -121,10 +121,11 @@ impl SqliteStore {
         let rows = sqlx::query(&format!(
             "SELECT c.id, c.campaign_id, coalesce(c.election, k.election) AS election, c.paid_at,
                     c.method, c.currency,
-                    coalesce((SELECT -sum(p.amount) FROM entries e
-                              JOIN postings p ON p.entry_id = e.id
-                              JOIN accounts a ON a.id = p.account_id
-                              WHERE e.contribution_id = c.id AND a.name IN {NET_GIFT_ACCOUNTS}), 0) AS net
+                    coalesce((SELECT -sum((SELECT sum(CASE WHEN a.name IN {NET_GIFT_ACCOUNTS}
+                                                           THEN p.amount ELSE 0 END)
+                                           FROM postings p JOIN accounts a ON a.id = p.account_id
+                                           WHERE p.entry_id = e.id))
+                              FROM entries e WHERE e.contribution_id = c.id), 0) AS net
              FROM donors d
              JOIN contributions c ON c.donor_id = d.id
              JOIN campaigns k ON k.id = c.campaign_id
