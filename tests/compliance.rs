@@ -740,3 +740,98 @@ fn the_same_inputs_give_the_same_decision() {
         );
     }
 }
+
+mod properties {
+    //! Whatever the order and size of a person's gifts, the caps hold and are never
+    //! over-cautious.
+    use super::*;
+    use proptest::prelude::*;
+
+    const CAP_CENTS: i64 = 460_000;
+
+    fn cents(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::parse("EUR").unwrap())
+    }
+
+    /// A gift of `minor` cents on `offset` days into the financing period.
+    fn gift(minor: i64, offset: u8) -> Gift {
+        Gift {
+            amount: cents(minor),
+            date: day("2026-10-01") + chrono::Duration::days(i64::from(offset)),
+            method: Method::Card,
+            election: presidentielle(),
+        }
+    }
+
+    proptest! {
+        /// Gifts screened one after another, each accepted part joining the history (as the
+        /// ledger would hold it), add up to exactly min(cap, what was offered); every
+        /// decision splits its gift into accepted plus excess.
+        #[test]
+        fn a_stream_of_gifts_fills_the_cap_exactly(
+            gifts in proptest::collection::vec((1i64..700_000, 0u8..200, any::<bool>()), 1..40)
+        ) {
+            let pack = pack("fr-candidate");
+            let mut history: Vec<PastGift> = Vec::new();
+            let mut offered = 0i64;
+            for (minor, offset, here) in gifts {
+                offered += minor;
+                let g = gift(minor, offset);
+                let decision = screen(&pack, &french_donor(), &history, &g).unwrap();
+                let accepted = match decision.verdict {
+                    Verdict::Accept => minor,
+                    Verdict::AcceptPart { accepted, excess } => {
+                        prop_assert_eq!(accepted.minor() + excess.minor(), minor);
+                        prop_assert!(accepted.is_positive() && excess.is_positive());
+                        accepted.minor()
+                    }
+                    Verdict::Refuse { .. } => 0,
+                    Verdict::Hold { reason } => {
+                        return Err(TestCaseError::fail(format!("held: {reason}")))
+                    }
+                };
+                let given: i64 = history.iter().map(|p| p.amount.minor()).sum();
+                prop_assert_eq!(decision.room.map(|r| r.minor()), Some((CAP_CENTS - given).max(0)));
+                history.push(PastGift {
+                    amount: cents(accepted),
+                    date: g.date,
+                    method: Method::Card,
+                    election: Some(PRESIDENTIELLE.into()),
+                    // Another candidate of the same election counts just the same.
+                    to_this_campaign: here,
+                });
+            }
+            let total: i64 = history.iter().map(|p| p.amount.minor()).sum();
+            prop_assert_eq!(total, offered.min(CAP_CENTS));
+        }
+
+        /// Whatever the history (including nets already over the cap, as after a merge of
+        /// two donors), a decision never accepts more than the room left.
+        #[test]
+        fn no_decision_accepts_past_the_cap(
+            past in proptest::collection::vec(0i64..500_000, 0..10),
+            minor in 1i64..1_000_000,
+        ) {
+            let pack = pack("fr-candidate");
+            let history: Vec<PastGift> = past
+                .iter()
+                .map(|m| PastGift {
+                    amount: cents(*m),
+                    date: day("2026-11-01"),
+                    method: Method::Card,
+                    election: Some(PRESIDENTIELLE.into()),
+                    to_this_campaign: true,
+                })
+                .collect();
+            let decision = screen(&pack, &french_donor(), &history, &gift(minor, 60)).unwrap();
+            let room = (CAP_CENTS - past.iter().sum::<i64>()).max(0);
+            let accepted = match decision.verdict {
+                Verdict::Accept => minor,
+                Verdict::AcceptPart { accepted, .. } => accepted.minor(),
+                _ => 0,
+            };
+            prop_assert!(accepted <= room);
+            prop_assert_eq!(accepted, minor.min(room));
+        }
+    }
+}
