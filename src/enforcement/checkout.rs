@@ -6,10 +6,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{election_of, StoredRuling};
+use super::{screening, StoredRuling};
 use crate::campaign::Campaign;
-use crate::compliance::screen::{Gift, Method};
-use crate::compliance::{Decision, Declaration, RulePack, Ruling, Screening};
+use crate::compliance::screen::Method;
+use crate::compliance::{Decision, Declaration, RulePack, Ruling};
 use crate::money::Money;
 use crate::store::{NewDonor, NewReservation, Store, StoreError};
 
@@ -68,22 +68,16 @@ pub async fn reserve(
     let mut decided: Option<Decision> = None;
     let stored = store
         .reserve(request.campaign, &reservation, now, |history| {
-            let screening = Screening {
-                donor: request.declaration.donor(
-                    request.donor.payer.name.as_deref(),
-                    super::has_address(&request.donor.payer),
-                ),
-                history: history.past_gifts(request.campaign),
-                gift: Gift {
-                    amount: request.amount,
-                    date: now.with_timezone(&request.campaign.timezone).date_naive(),
-                    method: request.method,
-                    election: election_of(
-                        request.campaign,
-                        request.declaration.election.as_deref(),
-                    ),
-                },
-            };
+            let screening = screening(
+                request.campaign,
+                &request.declaration,
+                request.donor.payer.name.as_deref(),
+                super::has_address(&request.donor.payer),
+                &history,
+                request.amount,
+                now,
+                request.method,
+            );
             let ruling = Ruling::decide(request.pack, screening)
                 .map_err(|e| StoreError::Refused(format!("screening: {e}")))?;
             decided = Some(ruling.decision.clone());

@@ -25,7 +25,8 @@ use serde::Serialize;
 
 use crate::campaign::Campaign;
 use crate::compliance::identity::Giver;
-use crate::compliance::screen::{Election, Method, PastGift};
+use crate::compliance::screen::{Election, Gift, Method, PastGift};
+use crate::compliance::{Declaration, Ruling, Screening};
 use crate::ids::CampaignId;
 use crate::money::Money;
 use crate::provider::stripe::objects::Payer;
@@ -117,6 +118,46 @@ pub struct StoredRuling {
     pub reservation_id: Option<i64>,
     /// False when the decision had already been taken (a retry).
     pub fresh: bool,
+}
+
+impl StoredRuling {
+    /// A decision just taken and stored as `decision_id`.
+    pub fn taken(decision_id: i64, ruling: Ruling, reservation_id: Option<i64>) -> StoredRuling {
+        StoredRuling {
+            decision_id,
+            verdict: ruling.verdict.to_owned(),
+            owed: ruling.owed,
+            decision: ruling.decision_json,
+            reservation_id,
+            fresh: true,
+        }
+    }
+}
+
+/// What `screen` is given for a gift of `amount` paid by `method` at `at`: what the donor
+/// declared (and whether the campaign holds their name and address), and the person's
+/// history as the store read it under their lock.
+#[allow(clippy::too_many_arguments)]
+pub fn screening(
+    campaign: &Campaign,
+    declaration: &Declaration,
+    donor_name: Option<&str>,
+    has_address: bool,
+    history: &PersonHistory,
+    amount: Money,
+    at: DateTime<Utc>,
+    method: Method,
+) -> Screening {
+    Screening {
+        donor: declaration.donor(donor_name, has_address),
+        history: history.past_gifts(campaign),
+        gift: Gift {
+            amount,
+            date: at.with_timezone(&campaign.timezone).date_naive(),
+            method,
+            election: election_of(campaign, declaration.election.as_deref()),
+        },
+    }
 }
 
 /// Money a decision made due back to a donor, and where its refund stands.

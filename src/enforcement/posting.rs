@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{election_of, StoredRuling};
+use super::{screening, StoredRuling};
 use crate::campaign::Campaign;
-use crate::compliance::screen::{Gift, Method};
-use crate::compliance::{Declaration, RulePack, Ruling, Screening};
+use crate::compliance::screen::Method;
+use crate::compliance::{Declaration, RulePack, Ruling};
 use crate::ids::IdempotencyKey;
 use crate::intake::ContributionRef;
 use crate::ledger::{Entry, EntryDraft, Links};
@@ -47,24 +47,16 @@ pub async fn post_payment(
             &payment.entry,
             now,
             |history| {
-                let screening = Screening {
-                    donor: payment
-                        .declaration
-                        .donor(payment.donor_name.as_deref(), payment.has_address),
-                    history: history.past_gifts(payment.campaign),
-                    gift: Gift {
-                        amount: payment.amount,
-                        date: payment
-                            .paid_at
-                            .with_timezone(&payment.campaign.timezone)
-                            .date_naive(),
-                        method: payment.method,
-                        election: election_of(
-                            payment.campaign,
-                            payment.declaration.election.as_deref(),
-                        ),
-                    },
-                };
+                let screening = screening(
+                    payment.campaign,
+                    &payment.declaration,
+                    payment.donor_name.as_deref(),
+                    payment.has_address,
+                    &history,
+                    payment.amount,
+                    payment.paid_at,
+                    payment.method,
+                );
                 let ruling = Ruling::decide(payment.pack, screening)
                     .map_err(|e| StoreError::Refused(format!("screening: {e}")))?;
                 let set_aside = owed_entry(payment, &ruling)?;

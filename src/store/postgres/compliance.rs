@@ -341,14 +341,7 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(StoredRuling {
-            decision_id,
-            verdict: ruling.verdict.to_owned(),
-            owed: ruling.owed,
-            decision: ruling.decision_json,
-            reservation_id: None,
-            fresh: true,
-        })
+        Ok(StoredRuling::taken(decision_id, ruling, None))
     }
 
     /// See [`crate::store::Store::reserve`].
@@ -408,14 +401,7 @@ impl PgStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(StoredRuling {
-            decision_id,
-            verdict: ruling.verdict.to_owned(),
-            owed: ruling.owed,
-            decision: ruling.decision_json,
-            reservation_id,
-            fresh: true,
-        })
+        Ok(StoredRuling::taken(decision_id, ruling, reservation_id))
     }
 
     pub async fn release_reservation(
