@@ -167,7 +167,7 @@ async fn an_excess_is_set_aside_refunded_exactly_once_and_settled(db: &TestDb) {
     );
     let owed = db
         .store
-        .owed_refunds(Some(h.campaign.id), false, 10)
+        .owed_refunds(Some(h.campaign.id), None, 10)
         .await
         .unwrap();
     assert_eq!(owed.len(), 1);
@@ -187,12 +187,47 @@ async fn an_excess_is_set_aside_refunded_exactly_once_and_settled(db: &TestDb) {
 /// What the campaign's decisions made owed, gift by gift.
 async fn owed(db: &TestDb, campaign: &Campaign) -> Vec<Money> {
     db.store
-        .owed_refunds(Some(campaign.id), false, 100)
+        .owed_refunds(Some(campaign.id), None, 100)
         .await
         .unwrap()
         .into_iter()
         .map(|o| o.amount)
         .collect()
+}
+
+async fn a_refund_stripe_fails_to_make_is_asked_again_later_and_made_once(db: &TestDb) {
+    let h = harness(db).await;
+    h.sim.fail_refunds(2);
+    give(&h, db, &gift(4600, "lea@example.fr")).await;
+    let over = give(&h, db, &gift(50, "lea@example.fr")).await;
+    let contribution = second_contribution(db, &over).await;
+    // Two failures, each retried after a backoff on the worker's clock, then the refund.
+    deliver_stripe_replies(&h, db, 2).await;
+    assert_eq!(
+        refunds_at_stripe(&h, &over.charge).await,
+        vec![(5_000, Some(contribution.to_string()))]
+    );
+    let owed = db
+        .store
+        .owed_refunds(Some(h.campaign.id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(owed[0].attempts, 3);
+    assert!(owed[0].outstanding.is_zero());
+    let keys: Vec<_> = h
+        .sim
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with("/v1/refunds"))
+        .map(|r| r.idempotency_key)
+        .collect();
+    let key = Some(format!("obole-owed-{contribution}"));
+    assert_eq!(
+        keys,
+        vec![key.clone(), key.clone(), key],
+        "one key for every attempt"
+    );
+    h.server.shutdown().await;
 }
 
 async fn second_contribution(db: &TestDb, donation: &Donation) -> i64 {
@@ -508,6 +543,7 @@ async fn fifty_simultaneous_checkouts_never_reserve_past_the_cap(db: &TestDb) {
 
 on_both_stores!(
     an_excess_is_set_aside_refunded_exactly_once_and_settled,
+    a_refund_stripe_fails_to_make_is_asked_again_later_and_made_once,
     two_cards_and_two_emails_are_one_person,
     a_name_written_differently_at_the_same_address_is_one_person,
     a_refund_frees_room_and_a_chargeback_too,

@@ -109,6 +109,8 @@ CREATE TABLE excess_refunds (
     refund_id       TEXT,
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
+    -- After a failed request, not before this (exponential backoff).
+    next_attempt_at INTEGER,
     created_at      INTEGER NOT NULL,
     requested_at    INTEGER
 );

@@ -335,7 +335,7 @@ pub async fn compliance(
         ComplianceCommand::Owed { campaign, format } => {
             let campaign = find_campaign(store, &campaign).await?;
             let owed = store
-                .owed_refunds(Some(campaign.id), false, i64::MAX)
+                .owed_refunds(Some(campaign.id), None, i64::MAX)
                 .await?;
             let today = clock.now().with_timezone(&campaign.timezone).date_naive();
             match format.format {

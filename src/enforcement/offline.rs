@@ -252,7 +252,7 @@ pub async fn settle_owed(
     now: DateTime<Utc>,
 ) -> Result<crate::store::Posted, StoreError> {
     let owed = store
-        .owed_refunds(Some(campaign.id), false, i64::MAX)
+        .owed_refunds(Some(campaign.id), None, i64::MAX)
         .await?
         .into_iter()
         .find(|o| o.contribution_id == contribution)

@@ -205,6 +205,8 @@ impl IntakeWorker {
             .due_stripe_events(now, self.options.batch)
             .await?;
         if events.is_empty() {
+            // A quiet moment is when refunds that failed earlier fall due again.
+            self.request_owed_refunds().await;
             return Ok(0);
         }
         let mut settlements = Vec::with_capacity(events.len());
@@ -293,7 +295,7 @@ impl IntakeWorker {
     pub async fn request_owed_refunds(&self) {
         let owed = match self
             .store
-            .owed_refunds(None, true, OWED_REFUNDS_PER_ROUND)
+            .owed_refunds(None, Some(self.clock.now()), OWED_REFUNDS_PER_ROUND)
             .await
         {
             Ok(owed) => owed,
@@ -318,20 +320,29 @@ impl IntakeWorker {
                     ],
                 )
                 .await;
+            let now = self.clock.now();
+            let retry_at = now
+                + chrono::Duration::from_std(
+                    self.options
+                        .retry
+                        .backoff(refund.attempts.saturating_add(1)),
+                )
+                .unwrap_or(chrono::Duration::MAX);
             let recorded = match &outcome {
                 Ok(made) => {
                     tracing::info!(contribution = %contribution, refund = %made.id, amount = %refund.amount, "owed refund requested");
                     self.store
-                        .refund_requested(refund.contribution_id, Ok(&made.id), self.clock.now())
+                        .refund_requested(refund.contribution_id, Ok(&made.id), now, retry_at)
                         .await
                 }
                 Err(error) => {
-                    tracing::warn!(contribution = %contribution, %error, "owed refund not obtained; will retry");
+                    tracing::warn!(contribution = %contribution, %error, %retry_at, "owed refund not obtained; will retry");
                     self.store
                         .refund_requested(
                             refund.contribution_id,
                             Err(&error.to_string()),
-                            self.clock.now(),
+                            now,
+                            retry_at,
                         )
                         .await
                 }

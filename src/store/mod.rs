@@ -786,25 +786,28 @@ impl Store {
         dispatch!(self, s => s.reservation(id).await)
     }
 
-    /// Refunds owed, oldest first: of one campaign or all; with `unrequested_only`, the card
-    /// gifts whose refund has not been obtained from the provider yet.
+    /// Refunds owed, oldest first: of one campaign or all; with `due_for_request_at`, only
+    /// the card gifts whose refund has not been obtained from the provider yet and whose next
+    /// attempt is due by then.
     pub async fn owed_refunds(
         &self,
         campaign: Option<CampaignId>,
-        unrequested_only: bool,
+        due_for_request_at: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<OwedRefund>, StoreError> {
-        dispatch!(self, s => s.owed_refunds(campaign, unrequested_only, limit).await)
+        dispatch!(self, s => s.owed_refunds(campaign, due_for_request_at, limit).await)
     }
 
-    /// Records a refund request's outcome: the provider's refund id, or the error.
+    /// Records a refund request's outcome: the provider's refund id, or the error and when
+    /// to try again.
     pub async fn refund_requested(
         &self,
         contribution: i64,
         outcome: Result<&str, &str>,
         now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.refund_requested(contribution, outcome, now).await)
+        dispatch!(self, s => s.refund_requested(contribution, outcome, now, retry_at).await)
     }
 
     /// A treasurer's merge or split (recorded in `identity_changes`); returns the person the

@@ -142,6 +142,8 @@ struct Account {
     outbox: Vec<SimEvent>,
     seen: Vec<SeenRequest>,
     latency: Duration,
+    /// Refund requests still to answer with a 500, as during an outage at Stripe.
+    failing_refunds: usize,
 }
 
 /// The simulated account. Cheap to share: `Arc<StripeSim>`.
@@ -192,6 +194,11 @@ impl StripeSim {
     /// Every API call waits this long before answering (to widen race windows in tests).
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
+    }
+
+    /// The next `count` refund requests fail with Stripe's `api_error` (HTTP 500).
+    pub fn fail_refunds(&self, count: usize) {
+        self.lock().failing_refunds = count;
     }
 
     /// The requests received so far.
@@ -912,6 +919,14 @@ async fn create_refund(
         );
     };
     let mut a = sim.lock();
+    if a.failing_refunds > 0 {
+        a.failing_refunds -= 1;
+        return stripe_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "An unknown error occurred on Stripe's end.",
+        );
+    }
     if let Some(existing) = key.as_ref().and_then(|k| a.refunds_by_key.get(k)) {
         return Json(existing.clone()).into_response();
     }

@@ -25,7 +25,7 @@ use crate::store::people::{
 };
 
 /// Refund requests tried this often without success are left to the treasurer.
-const MAX_REFUND_ATTEMPTS: i32 = 8;
+const MAX_REFUND_ATTEMPTS: i32 = 16;
 
 fn method(text: &str) -> Result<crate::compliance::screen::Method, StoreError> {
     method_from_str(text).ok_or_else(|| StoreError::Corrupt(format!("payment method {text:?}")))
@@ -400,17 +400,19 @@ impl SqliteStore {
     pub async fn owed_refunds(
         &self,
         campaign: Option<CampaignId>,
-        unrequested_only: bool,
+        due_for_request_at: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<OwedRefund>, StoreError> {
         let rows = sqlx::query(&format!(
             "{OWED_REFUND_COLUMNS}
              WHERE (?1 IS NULL OR x.campaign_id = ?1)
-               AND (NOT ?2 OR (x.refund_id IS NULL AND c.method = 'card' AND x.attempts < {MAX_REFUND_ATTEMPTS}))
+               AND (?2 IS NULL OR (x.refund_id IS NULL AND c.method = 'card'
+                    AND x.attempts < {MAX_REFUND_ATTEMPTS}
+                    AND (x.next_attempt_at IS NULL OR x.next_attempt_at <= ?2)))
              ORDER BY x.created_at, x.contribution_id LIMIT ?3"
         ))
         .bind(campaign.map(|c| c.0))
-        .bind(unrequested_only)
+        .bind(due_for_request_at.map(unix_micros))
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
@@ -422,6 +424,7 @@ impl SqliteStore {
         contribution: i64,
         outcome: Result<&str, &str>,
         now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let (refund_id, error) = match outcome {
             Ok(id) => (Some(id), None),
@@ -430,13 +433,15 @@ impl SqliteStore {
         sqlx::query(
             "UPDATE excess_refunds SET attempts = attempts + 1,
                 refund_id = coalesce(refund_id, ?2), last_error = ?3,
-                requested_at = CASE WHEN ?2 IS NULL THEN requested_at ELSE ?4 END
+                requested_at = CASE WHEN ?2 IS NULL THEN requested_at ELSE ?4 END,
+                next_attempt_at = ?5
              WHERE contribution_id = ?1",
         )
         .bind(contribution)
         .bind(refund_id)
         .bind(error)
         .bind(unix_micros(now))
+        .bind(unix_micros(retry_at))
         .execute(&self.writer)
         .await?;
         Ok(())
