@@ -214,8 +214,8 @@ async fn post(
         );
     let entry = Entry::new(campaign, draft).map_err(|e| StoreError::Refused(e.to_string()))?;
     let payment = Payment {
-        campaign,
-        pack,
+        campaign: campaign.clone(),
+        pack: pack.clone(),
         gift: recorded,
         reservation,
         entry,

@@ -2,11 +2,19 @@
 //! and, when some of it must go back, the entry setting that part aside as owed
 //! (`income:donations` → `liabilities:refunds_due`), all in one transaction under the
 //! person's lock.
+//!
+//! The intake posts through a [`Screener`], which batches concurrent payments the way the
+//! `Journal` batches entries; a batch that fails is retried payment by payment, so one bad
+//! payment fails alone.
 
 use chrono::{DateTime, Utc};
 
-use super::{screening, StoredRuling};
+use std::sync::Arc;
+
+use super::{election_of, screening, PersonHistory, StoredRuling};
 use crate::campaign::Campaign;
+use crate::clock::Clock;
+use crate::combiner::{Combiner, CombinerOptions};
 use crate::compliance::screen::Method;
 use crate::compliance::{Declaration, RulePack, Ruling};
 use crate::ids::IdempotencyKey;
@@ -17,9 +25,9 @@ use crate::store::{Store, StoreError};
 
 /// A payment on its way into the books, with what screening it needs.
 #[derive(Debug, Clone)]
-pub struct Payment<'a> {
-    pub campaign: &'a Campaign,
-    pub pack: &'a RulePack,
+pub struct Payment {
+    pub campaign: Campaign,
+    pub pack: RulePack,
     pub gift: ContributionRef,
     /// The checkout reservation it fulfils, released when it posts.
     pub reservation: Option<i64>,
@@ -33,42 +41,82 @@ pub struct Payment<'a> {
     pub has_address: bool,
 }
 
-/// Screens the payment against the person's history and posts it with its decision.
+impl Payment {
+    /// The election the gift counts for.
+    pub fn election(&self) -> Option<String> {
+        election_of(&self.campaign, self.declaration.election.as_deref()).map(|e| e.key)
+    }
+}
+
+/// The law's answer for `payment`, given the person's history: the ruling and, when part of
+/// the gift must go back, the entry setting it aside. Pure.
+pub fn rule(
+    payment: &Payment,
+    history: PersonHistory,
+) -> Result<(Ruling, Option<Entry>), StoreError> {
+    let screening = screening(
+        &payment.campaign,
+        &payment.declaration,
+        payment.donor_name.as_deref(),
+        payment.has_address,
+        &history,
+        payment.amount,
+        payment.paid_at,
+        payment.method,
+    );
+    let ruling = Ruling::decide(&payment.pack, screening)
+        .map_err(|e| StoreError::Refused(format!("screening: {e}")))?;
+    let set_aside = owed_entry(payment, &ruling)?;
+    Ok((ruling, set_aside))
+}
+
+/// Screens one payment against the person's history and posts it with its decision, in its
+/// own transaction (gifts recorded by hand; see [`Screener`] for the intake's flow).
 pub async fn post_payment(
     store: &Store,
-    payment: &Payment<'_>,
+    payment: &Payment,
     now: DateTime<Utc>,
 ) -> Result<StoredRuling, StoreError> {
     store
         .post_screened_payment(
-            payment.campaign,
+            &payment.campaign,
             payment.gift,
             payment.reservation,
             &payment.entry,
             now,
-            |history| {
-                let screening = screening(
-                    payment.campaign,
-                    &payment.declaration,
-                    payment.donor_name.as_deref(),
-                    payment.has_address,
-                    &history,
-                    payment.amount,
-                    payment.paid_at,
-                    payment.method,
-                );
-                let ruling = Ruling::decide(payment.pack, screening)
-                    .map_err(|e| StoreError::Refused(format!("screening: {e}")))?;
-                let set_aside = owed_entry(payment, &ruling)?;
-                Ok((ruling, set_aside))
-            },
+            |history| rule(payment, history),
         )
         .await
 }
 
+/// The intake's way in: concurrent payments are screened and posted in batches, one
+/// transaction each (the persons of the batch locked together, in id order), a payment
+/// seeing the earlier payments of its batch as part of its person's history. Each caller gets
+/// its own ruling, once its batch is durable.
+#[derive(Clone)]
+pub struct Screener {
+    combiner: Combiner<Payment, StoredRuling>,
+}
+
+impl Screener {
+    pub fn start(store: Store, clock: Arc<dyn Clock>) -> Screener {
+        let options = CombinerOptions::for_store(&store);
+        let combiner = Combiner::start("screener", options, move |payments: Vec<Payment>| {
+            let store = store.clone();
+            let now = clock.now();
+            async move { store.post_screened_payments(&payments, now, rule).await }
+        });
+        Screener { combiner }
+    }
+
+    pub async fn post(&self, payment: Payment) -> Result<StoredRuling, StoreError> {
+        self.combiner.submit(payment).await
+    }
+}
+
 /// The entry moving what the campaign owes back out of its income, effective with the gift
 /// so that no report, as of any date, counts it as raised.
-fn owed_entry(payment: &Payment<'_>, ruling: &Ruling) -> Result<Option<Entry>, StoreError> {
+fn owed_entry(payment: &Payment, ruling: &Ruling) -> Result<Option<Entry>, StoreError> {
     if !ruling.owed.is_positive() {
         return Ok(None);
     }
@@ -89,7 +137,7 @@ fn owed_entry(payment: &Payment<'_>, ruling: &Ruling) -> Result<Option<Entry>, S
     })
     .post("income:donations", ruling.owed)
     .post("liabilities:refunds_due", owed_back);
-    Entry::new(payment.campaign, draft)
+    Entry::new(&payment.campaign, draft)
         .map(Some)
         .map_err(|e| StoreError::Refused(e.to_string()))
 }

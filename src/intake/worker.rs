@@ -33,7 +33,7 @@ use crate::campaign::Campaign;
 use crate::clock::Clock;
 use crate::compliance::screen::Method;
 use crate::compliance::{Declaration, Packs};
-use crate::enforcement::posting::{post_payment, Payment};
+use crate::enforcement::posting::{Payment, Screener};
 use crate::enforcement::{has_address, new_donor};
 use crate::ids::{IdempotencyKey, Slug};
 use crate::journal::{Journal, JournalError};
@@ -127,6 +127,8 @@ pub struct IntakeWorker {
     api: StripeClient,
     /// The rule packs gifts are screened under when they post.
     packs: Arc<Packs>,
+    /// Screens and posts gifts' payments, in batches.
+    screener: Screener,
     clock: Arc<dyn Clock>,
     /// The campaign of the Stripe account behind the webhook endpoint: payouts go to it, and
     /// payments without campaign metadata (flagged for review).
@@ -146,6 +148,7 @@ impl IntakeWorker {
     ) -> Arc<IntakeWorker> {
         Arc::new(IntakeWorker {
             store: journal.store().clone(),
+            screener: Screener::start(journal.store().clone(), clock.clone()),
             journal,
             api,
             packs,
@@ -491,8 +494,8 @@ impl IntakeWorker {
                 let entry = Entry::new(&campaign, entry_for(&campaign, &txn, Some(gift), None)?)
                     .map_err(|e| SyncError::Permanent(e.to_string()))?;
                 let screened = Payment {
-                    campaign: &campaign,
-                    pack,
+                    campaign: campaign.clone(),
+                    pack: pack.clone(),
                     gift,
                     reservation: reservation.as_ref().map(|r| r.id),
                     entry,
@@ -503,7 +506,7 @@ impl IntakeWorker {
                     donor_name: charge.payer.name.clone(),
                     has_address: has_address(&charge.payer),
                 };
-                let ruling = post_payment(&self.store, &screened, self.clock.now()).await?;
+                let ruling = self.screener.post(screened).await?;
                 tracing::debug!(charge = %charge.id, verdict = %ruling.verdict, "screened and posted");
             } else {
                 self.post(&campaign, &txn, Some(gift), None).await?;

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::compliance::Ruling;
+use crate::enforcement::posting::Payment;
 use crate::enforcement::{OwedRefund, Person, PersonHistory, StoredRuling};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
 use crate::intake::{
@@ -753,6 +754,45 @@ impl Store {
         F: FnOnce(PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
     {
         dispatch!(self, s => s.post_screened_payment(campaign, gift, reservation, payment, now, decide).await)
+    }
+
+    /// [`Store::post_screened_payment`] for a batch of payments in one transaction: the
+    /// batch's persons are locked together (in id order, so batches cannot deadlock) and each
+    /// payment is ruled on by `rule` in order, seeing the earlier payments of its batch as part
+    /// of its person's history. One result per payment, in order. If the batch cannot be
+    /// written whole, each payment is written alone, so that one bad payment fails alone.
+    pub async fn post_screened_payments<F>(
+        &self,
+        payments: &[Payment],
+        now: DateTime<Utc>,
+        rule: F,
+    ) -> crate::combiner::BatchResult<StoredRuling>
+    where
+        F: Fn(&Payment, PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
+    {
+        let together = dispatch!(self, s => s.post_screened_payments(payments, now, &rule).await);
+        match together {
+            Ok(rulings) => Ok(rulings.into_iter().map(Ok).collect()),
+            Err(error) if payments.len() > 1 => {
+                tracing::debug!(%error, payments = payments.len(), "a screening batch failed; posting one by one");
+                let mut results = Vec::with_capacity(payments.len());
+                for payment in payments {
+                    results.push(
+                        self.post_screened_payment(
+                            &payment.campaign,
+                            payment.gift,
+                            payment.reservation,
+                            &payment.entry,
+                            now,
+                            |history| rule(payment, history),
+                        )
+                        .await,
+                    );
+                }
+                Ok(results)
+            }
+            Err(error) => Ok(vec![Err(error)]),
+        }
     }
 
     /// The check at checkout: records the donor, and under their person's lock lets `decide`

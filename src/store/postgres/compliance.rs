@@ -4,12 +4,15 @@
 //! serialises the screenings of one person and nothing else, so gifts of different people
 //! never wait for each other.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::{insert_batch, PgStore};
 use crate::campaign::Campaign;
 use crate::compliance::Ruling;
+use crate::enforcement::posting::Payment;
 use crate::enforcement::{
     method_from_str, HeldRoom, IdentityChange, OwedRefund, Person, PersonDonor, PersonGift,
     PersonHistory, StoredRuling,
@@ -342,6 +345,290 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(StoredRuling::taken(decision_id, ruling, None))
+    }
+
+    /// Locks the persons of `donors` together, in id order; returns each donor's person.
+    async fn lock_persons(
+        conn: &mut PgConnection,
+        donors: &[i64],
+    ) -> Result<HashMap<i64, i64>, StoreError> {
+        let persons_of = |rows: Vec<(i64, i64)>| rows.into_iter().collect::<HashMap<i64, i64>>();
+        let mut persons = persons_of(
+            sqlx::query_as("SELECT id, person_id FROM donors WHERE id = ANY($1)")
+                .bind(donors)
+                .fetch_all(&mut *conn)
+                .await?,
+        );
+        loop {
+            let mut ids: Vec<i64> = persons.values().copied().collect();
+            ids.sort_unstable();
+            ids.dedup();
+            sqlx::query("SELECT id FROM donors WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&ids)
+                .execute(&mut *conn)
+                .await?;
+            // A merge may have moved a donor while we waited: then lock its new person too.
+            let now = persons_of(
+                sqlx::query_as("SELECT id, person_id FROM donors WHERE id = ANY($1)")
+                    .bind(donors)
+                    .fetch_all(&mut *conn)
+                    .await?,
+            );
+            if now == persons {
+                return Ok(persons);
+            }
+            persons = now;
+        }
+    }
+
+    /// The gifts of `persons` to campaigns of any pack, by (person, pack), net as the ledger
+    /// holds them now. Index probes only, as in [`Self::person_gifts`].
+    async fn persons_gifts(
+        conn: &mut PgConnection,
+        persons: &[i64],
+    ) -> Result<HashMap<(i64, String), Vec<PersonGift>>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT d.person_id, k.rule_pack, c.id, c.campaign_id,
+                    coalesce(c.election, k.election) AS election, c.paid_at, c.method, c.currency,
+                    coalesce((SELECT -sum((SELECT sum(CASE WHEN a.name IN {NET_GIFT_ACCOUNTS}
+                                                           THEN p.amount ELSE 0 END)
+                                           FROM postings p JOIN accounts a ON a.id = p.account_id
+                                           WHERE p.entry_id = e.id))::int8
+                              FROM entries e WHERE e.contribution_id = c.id), 0) AS net
+             FROM donors d
+             CROSS JOIN LATERAL (SELECT * FROM contributions c WHERE c.donor_id = d.id OFFSET 0) c
+             JOIN campaigns k ON k.id = c.campaign_id
+             WHERE d.person_id = ANY($1)
+             ORDER BY c.paid_at, c.id"
+        ))
+        .bind(persons)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut gifts: HashMap<(i64, String), Vec<PersonGift>> = HashMap::new();
+        for r in &rows {
+            let currency = currency_of(r.try_get("currency")?)?;
+            gifts
+                .entry((r.try_get("person_id")?, r.try_get("rule_pack")?))
+                .or_default()
+                .push(PersonGift {
+                    contribution_id: r.try_get("id")?,
+                    campaign_id: CampaignId(r.try_get("campaign_id")?),
+                    election: r.try_get("election")?,
+                    paid_at: r.try_get("paid_at")?,
+                    method: method(r.try_get("method")?)?,
+                    net: crate::money::Money::from_minor(r.try_get("net")?, currency),
+                });
+        }
+        Ok(gifts)
+    }
+
+    /// See [`crate::store::Store::post_screened_payments`]: all of the batch, or an error.
+    pub async fn post_screened_payments<F>(
+        &self,
+        payments: &[Payment],
+        now: DateTime<Utc>,
+        rule: &F,
+    ) -> Result<Vec<StoredRuling>, StoreError>
+    where
+        F: Fn(&Payment, PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
+    {
+        let contributions: Vec<i64> = payments.iter().map(|p| p.gift.contribution_id).collect();
+        let distinct: HashSet<i64> = contributions.iter().copied().collect();
+        if distinct.len() != contributions.len() {
+            return Err(StoreError::Refused(
+                "a gift twice in one screening batch".into(),
+            ));
+        }
+        let donors: Vec<i64> = payments.iter().map(|p| p.gift.donor_id).collect();
+        let mut tx = self.pool.begin().await?;
+        let person_of = Self::lock_persons(&mut tx, &donors).await?;
+        let earlier: HashMap<i64, (i64, String, i64, String, String)> =
+            sqlx::query_as::<_, (i64, i64, String, i64, String, String)>(
+                "SELECT contribution_id, id, verdict, excess, currency, decision
+             FROM compliance_decisions WHERE stage = 'posting' AND contribution_id = ANY($1)",
+            )
+            .bind(&contributions)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(c, id, verdict, excess, currency, decision)| {
+                (c, (id, verdict, excess, currency, decision))
+            })
+            .collect();
+        let mut persons: Vec<i64> = person_of.values().copied().collect();
+        persons.sort_unstable();
+        persons.dedup();
+        let mut gifts = Self::persons_gifts(&mut tx, &persons).await?;
+        // A gift of the batch not yet decided has no entries: it is not history yet.
+        for list in gifts.values_mut() {
+            list.retain(|g| {
+                !distinct.contains(&g.contribution_id) || earlier.contains_key(&g.contribution_id)
+            });
+        }
+
+        let mut rulings: Vec<Option<Ruling>> = Vec::with_capacity(payments.len());
+        let mut owed_entries: Vec<Entry> = Vec::new();
+        for payment in payments {
+            if earlier.contains_key(&payment.gift.contribution_id) {
+                rulings.push(None);
+                continue;
+            }
+            let person = *person_of
+                .get(&payment.gift.donor_id)
+                .ok_or_else(|| StoreError::Corrupt("a donor without a person".into()))?;
+            let key = (person, payment.campaign.rule_pack.clone());
+            let history = PersonHistory {
+                person_id: person,
+                gifts: gifts.get(&key).cloned().unwrap_or_default(),
+                held: Vec::new(),
+            };
+            let (ruling, owed_entry) = rule(payment, history)?;
+            // Later payments of the batch see this one as the ledger will hold it.
+            gifts.entry(key).or_default().push(PersonGift {
+                contribution_id: payment.gift.contribution_id,
+                campaign_id: payment.campaign.id,
+                election: payment.election(),
+                paid_at: payment.paid_at,
+                method: payment.method,
+                net: payment
+                    .amount
+                    .checked_sub(ruling.owed)
+                    .map_err(|e| StoreError::Refused(e.to_string()))?,
+            });
+            owed_entries.extend(owed_entry);
+            rulings.push(Some(ruling));
+        }
+
+        let mut entries: Vec<&Entry> = payments
+            .iter()
+            .map(|p| &p.entry)
+            .chain(owed_entries.iter())
+            .collect();
+        entries.sort_by_key(|e| crate::store::batch_key(e));
+        for result in insert_batch(&mut tx, &entries, now).await? {
+            result?;
+        }
+
+        let fresh: Vec<(&Payment, &Ruling)> = payments
+            .iter()
+            .zip(&rulings)
+            .filter_map(|(p, r)| r.as_ref().map(|r| (p, r)))
+            .collect();
+        let column = |f: &dyn Fn(&Payment, &Ruling) -> Option<String>| -> Vec<Option<String>> {
+            fresh.iter().map(|(p, r)| f(p, r)).collect()
+        };
+        let ids: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO compliance_decisions (campaign_id, stage, contribution_id, person_id, pack,
+                pack_version, verdict, rule, excess, currency, remedy_by, inputs, decision, decided_at)
+             SELECT campaign_id, 'posting', contribution_id, person_id, pack, pack_version, verdict,
+                    rule, excess, currency, remedy_by, inputs, decision, $13
+             FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int4[], $6::text[],
+                         $7::text[], $8::int8[], $9::text[], $10::date[], $11::text[], $12::text[])
+                  AS d(campaign_id, contribution_id, person_id, pack, pack_version, verdict, rule,
+                       excess, currency, remedy_by, inputs, decision)
+             RETURNING contribution_id, id",
+        )
+        .bind(fresh.iter().map(|(p, _)| p.campaign.id.0).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|(p, _)| p.gift.contribution_id).collect::<Vec<_>>())
+        .bind(
+            fresh
+                .iter()
+                .map(|(p, _)| person_of.get(&p.gift.donor_id).copied().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        )
+        .bind(fresh.iter().map(|(_, r)| r.decision.pack.clone()).collect::<Vec<_>>())
+        .bind(
+            fresh
+                .iter()
+                .map(|(_, r)| i32::try_from(r.decision.pack_version).unwrap_or(i32::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(fresh.iter().map(|(_, r)| r.verdict).collect::<Vec<_>>())
+        .bind(column(&|_, r| r.decision.rule.clone()))
+        .bind(fresh.iter().map(|(_, r)| r.owed.minor()).collect::<Vec<_>>())
+        .bind(column(&|_, r| Some(r.owed.currency().code().to_owned())))
+        .bind(fresh.iter().map(|(_, r)| r.remedy_by()).collect::<Vec<_>>())
+        .bind(column(&|_, r| Some(r.inputs.clone())))
+        .bind(column(&|_, r| Some(r.decision_json.clone())))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let decision_ids: HashMap<i64, i64> = ids.into_iter().collect();
+
+        let owed: Vec<&(&Payment, &Ruling)> =
+            fresh.iter().filter(|(_, r)| r.owed.is_positive()).collect();
+        if !owed.is_empty() {
+            sqlx::query(
+                "INSERT INTO excess_refunds (contribution_id, campaign_id, amount, currency, reason,
+                    remedy_by, created_at)
+                 SELECT contribution_id, campaign_id, amount, currency, reason, remedy_by, $7
+                 FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::date[])
+                      AS o(contribution_id, campaign_id, amount, currency, reason, remedy_by)",
+            )
+            .bind(owed.iter().map(|(p, _)| p.gift.contribution_id).collect::<Vec<_>>())
+            .bind(owed.iter().map(|(p, _)| p.campaign.id.0).collect::<Vec<_>>())
+            .bind(owed.iter().map(|(_, r)| r.owed.minor()).collect::<Vec<_>>())
+            .bind(owed.iter().map(|(_, r)| r.owed.currency().code().to_owned()).collect::<Vec<_>>())
+            .bind(owed.iter().map(|(_, r)| r.owed_reason()).collect::<Vec<_>>())
+            .bind(owed.iter().map(|(_, r)| r.remedy_by()).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The checkouts' reservations have done their work: the gifts now count themselves.
+        let reserved: Vec<(i64, i64, i64)> = payments
+            .iter()
+            .filter_map(|p| {
+                p.reservation
+                    .map(|r| (r, p.gift.contribution_id, p.campaign.id.0))
+            })
+            .collect();
+        if !reserved.is_empty() {
+            sqlx::query(
+                "UPDATE reservations r SET released_at = $4, contribution_id = u.contribution_id
+                 FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) AS u(id, contribution_id, campaign_id)
+                 WHERE r.id = u.id AND r.campaign_id = u.campaign_id AND r.contribution_id IS NULL",
+            )
+            .bind(reserved.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(reserved.iter().map(|r| r.1).collect::<Vec<_>>())
+            .bind(reserved.iter().map(|r| r.2).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+
+        payments
+            .iter()
+            .zip(rulings)
+            .map(|(payment, ruling)| {
+                let contribution = payment.gift.contribution_id;
+                match ruling {
+                    Some(ruling) => {
+                        let id = decision_ids.get(&contribution).copied().ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "no decision stored for gift {contribution}"
+                            ))
+                        })?;
+                        Ok(StoredRuling::taken(id, ruling, None))
+                    }
+                    None => {
+                        let (id, verdict, owed, currency, decision) = earlier
+                            .get(&contribution)
+                            .cloned()
+                            .ok_or_else(|| StoreError::Corrupt("a lost decision".into()))?;
+                        Ok(StoredRuling {
+                            decision_id: id,
+                            verdict,
+                            owed: crate::money::Money::from_minor(owed, currency_of(&currency)?),
+                            decision,
+                            reservation_id: None,
+                            fresh: false,
+                        })
+                    }
+                }
+            })
+            .collect()
     }
 
     /// See [`crate::store::Store::reserve`].

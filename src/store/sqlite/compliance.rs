@@ -11,6 +11,7 @@ use super::{insert_entry, time, SqliteStore};
 use crate::campaign::Campaign;
 use crate::clock::unix_micros;
 use crate::compliance::Ruling;
+use crate::enforcement::posting::Payment;
 use crate::enforcement::{
     method_from_str, HeldRoom, IdentityChange, OwedRefund, Person, PersonDonor, PersonGift,
     PersonHistory, StoredRuling,
@@ -240,18 +241,68 @@ impl SqliteStore {
         F: FnOnce(PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
     {
         let mut tx = self.writer.begin().await?;
-        let person = Self::lock_person(&mut tx, gift.donor_id).await?;
+        let ruling =
+            Self::screen_in(&mut tx, campaign, gift, reservation, payment, now, decide).await?;
+        tx.commit().await?;
+        Ok(ruling)
+    }
+
+    /// See [`crate::store::Store::post_screened_payments`]. The single writer makes the
+    /// batch's payments one after another in one transaction (one commit), each seeing the
+    /// ones before it.
+    pub async fn post_screened_payments<F>(
+        &self,
+        payments: &[Payment],
+        now: DateTime<Utc>,
+        rule: &F,
+    ) -> Result<Vec<StoredRuling>, StoreError>
+    where
+        F: Fn(&Payment, PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
+    {
+        let mut tx = self.writer.begin().await?;
+        let mut rulings = Vec::with_capacity(payments.len());
+        for p in payments {
+            rulings.push(
+                Self::screen_in(
+                    &mut tx,
+                    &p.campaign,
+                    p.gift,
+                    p.reservation,
+                    &p.entry,
+                    now,
+                    |history| rule(p, history),
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(rulings)
+    }
+
+    /// Screens and posts one payment inside the caller's transaction.
+    async fn screen_in<F>(
+        conn: &mut SqliteConnection,
+        campaign: &Campaign,
+        gift: ContributionRef,
+        reservation: Option<i64>,
+        payment: &Entry,
+        now: DateTime<Utc>,
+        decide: F,
+    ) -> Result<StoredRuling, StoreError>
+    where
+        F: FnOnce(PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
+    {
+        let person = Self::lock_person(&mut *conn, gift.donor_id).await?;
         let earlier: Option<(i64, String, i64, String, String)> = sqlx::query_as(
             "SELECT id, verdict, excess, currency, decision FROM compliance_decisions
              WHERE contribution_id = ?1 AND stage = 'posting'",
         )
         .bind(gift.contribution_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         if let Some((decision_id, verdict, owed, currency, decision)) = earlier {
             // Decided before: the payment entry went in with the decision; replay it.
-            insert_entry(&mut tx, payment, now).await?;
-            tx.commit().await?;
+            insert_entry(&mut *conn, payment, now).await?;
             return Ok(StoredRuling {
                 decision_id,
                 verdict,
@@ -262,7 +313,7 @@ impl SqliteStore {
             });
         }
         let gifts = Self::person_gifts(
-            &mut tx,
+            &mut *conn,
             person,
             &campaign.rule_pack,
             Some(gift.contribution_id),
@@ -274,12 +325,12 @@ impl SqliteStore {
             held: Vec::new(),
         };
         let (ruling, excess_entry) = decide(history)?;
-        insert_entry(&mut tx, payment, now).await?;
+        insert_entry(&mut *conn, payment, now).await?;
         if let Some(excess) = &excess_entry {
-            insert_entry(&mut tx, excess, now).await?;
+            insert_entry(&mut *conn, excess, now).await?;
         }
         let decision_id = Self::insert_decision(
-            &mut tx,
+            &mut *conn,
             campaign,
             "posting",
             Some(gift.contribution_id),
@@ -302,7 +353,7 @@ impl SqliteStore {
             .bind(ruling.owed_reason())
             .bind(ruling.remedy_by().map(|d| d.to_string()))
             .bind(unix_micros(now))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
         // The checkout's reservation, if any, has done its work: the gift now counts itself.
@@ -315,10 +366,9 @@ impl SqliteStore {
             .bind(gift.contribution_id)
             .bind(unix_micros(now))
             .bind(campaign.id.0)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        tx.commit().await?;
         Ok(StoredRuling::taken(decision_id, ruling, None))
     }
 
