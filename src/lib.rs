@@ -1,7 +1,9 @@
 //! Obole: a micro-donation payment and compliance ledger for political campaigns.
 //!
-//! Pure rules sit at the centre and know nothing of I/O; the only SQL is in `store`; the
-//! shells (`sealer`, `audit`, `http`, `app`, `cli`) connect them to the world.
+//! Pure rules sit at the centre and know nothing of I/O (the ledger, the compliance
+//! engine's packs and `screen`); the only SQL is in `store`; the use cases (`intake`,
+//! `enforcement`, `journal`) and the shells (`sealer`, `audit`, `http`, `app`, `cli`)
+//! connect them to the world.
 
 // The Stripe simulator builds Stripe's large objects with `serde_json::json!`.
 #![recursion_limit = "256"]

@@ -1,6 +1,8 @@
 //! Enforcement: where the rule packs meet the books. The law is decided by the pure
 //! `compliance::screen`; this shell gathers a person's history from the store, under the
-//! person's lock, and writes what the decision implies in the same transaction.
+//! person's lock, and writes what the decision implies in the same transaction: at checkout
+//! (`checkout`: reservations), when a payment posts (`posting`: the authoritative check,
+//! batched for the intake by the `Screener`), and for gifts recorded by hand (`offline`).
 //!
 //! Invariants:
 //! - Atomic per person: the store locks the person (every donor linked to them, across
