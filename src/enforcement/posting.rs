@@ -7,9 +7,9 @@
 //! `Journal` batches entries; a batch that fails is retried payment by payment, so one bad
 //! payment fails alone.
 
-use chrono::{DateTime, Utc};
-
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use super::{election_of, screening, PersonHistory, StoredRuling};
 use crate::campaign::Campaign;

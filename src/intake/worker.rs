@@ -330,7 +330,7 @@ impl IntakeWorker {
                         .retry
                         .backoff(refund.attempts.saturating_add(1)),
                 )
-                .unwrap_or(chrono::Duration::MAX);
+                .unwrap_or(chrono::Duration::hours(1));
             let recorded = match &outcome {
                 Ok(made) => {
                     tracing::info!(contribution = %contribution, refund = %made.id, amount = %refund.amount, "owed refund requested");

@@ -37,6 +37,18 @@ pub struct DonorPlacement {
     pub reason: String,
 }
 
+/// Refund requests tried this often without success are left to the treasurer (with the
+/// worker's backoff, about two hours of trying).
+pub(crate) const MAX_REFUND_ATTEMPTS: i32 = 16;
+
+/// Reads a stored payment method.
+pub(crate) fn stored_method(
+    text: &str,
+) -> Result<crate::compliance::screen::Method, super::StoreError> {
+    crate::enforcement::method_from_str(text)
+        .ok_or_else(|| super::StoreError::Corrupt(format!("payment method {text:?}")))
+}
+
 /// An owed refund with what the ledger still shows owed (`liabilities:refunds_due`, credited
 /// by the decision and debited by the refund). The gift's postings are found by its entries
 /// alone, never through the account's index, whose size grows with the campaign.

@@ -13,8 +13,8 @@ use crate::clock::unix_micros;
 use crate::compliance::Ruling;
 use crate::enforcement::posting::Payment;
 use crate::enforcement::{
-    method_from_str, HeldRoom, IdentityChange, OwedRefund, Person, PersonDonor, PersonGift,
-    PersonHistory, StoredRuling,
+    HeldRoom, IdentityChange, OwedRefund, Person, PersonDonor, PersonGift, PersonHistory,
+    StoredRuling,
 };
 use crate::ids::CampaignId;
 use crate::intake::ContributionRef;
@@ -22,15 +22,9 @@ use crate::ledger::Entry;
 use crate::store::{currency_of, StoreError, NET_GIFT_ACCOUNTS};
 
 use crate::store::people::{
-    DonorPlacement, NewReservation, ReservationFacts, StoredDecision, OWED_REFUND_COLUMNS,
+    stored_method as method, DonorPlacement, NewReservation, ReservationFacts, StoredDecision,
+    MAX_REFUND_ATTEMPTS, OWED_REFUND_COLUMNS,
 };
-
-/// Refund requests tried this often without success are left to the treasurer.
-const MAX_REFUND_ATTEMPTS: i32 = 16;
-
-fn method(text: &str) -> Result<crate::compliance::screen::Method, StoreError> {
-    method_from_str(text).ok_or_else(|| StoreError::Corrupt(format!("payment method {text:?}")))
-}
 
 impl SqliteStore {
     /// Links `donor` to every person sharing one of `keys`, inside the caller's transaction.
