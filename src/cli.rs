@@ -81,6 +81,9 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
+    /// A report as of a date: `summary` (gross, refunds, net, fees, gifts, donors, where the
+    /// money is), as JSON or CSV, with the seal that covers it.
+    Report(ReportArgs),
     /// API tokens: create one (printed once; only its hash is kept).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -227,6 +230,34 @@ pub enum CampaignCommand {
     },
     /// List campaigns.
     List(FormatArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(value_enum)]
+    pub kind: ReportKind,
+    #[arg(long)]
+    pub campaign: String,
+    /// A date (the end of that day in the campaign's time zone) or an RFC 3339 instant;
+    /// default now.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    pub format: ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportKind {
+    Summary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -433,6 +464,24 @@ async fn command(
             println!("event {event_id} is queued again; a running server will post it");
         }
         Command::Reconcile(args) => return reconcile(store, args).await,
+        Command::Report(args) => {
+            let campaign = find_campaign(store, &args.campaign).await?;
+            let as_of = match &args.as_of {
+                Some(text) => parse_as_of(text, campaign.timezone)?,
+                None => clock.now(),
+            };
+            let ReportKind::Summary = args.kind;
+            let summary = crate::reports::summary(store, &campaign, as_of).await?;
+            let text = match args.format {
+                ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&summary)?),
+                ReportFormat::Csv => summary.to_csv(),
+            };
+            match &args.output {
+                Some(path) => std::fs::write(path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+        }
         Command::Token(TokenCommand::Create { campaign, role }) => {
             let campaign = find_campaign(store, &campaign).await?;
             let role = match role {

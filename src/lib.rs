@@ -33,5 +33,6 @@ pub mod enforcement;
 pub mod http;
 pub mod intake;
 pub mod journal;
+pub mod reports;
 pub mod sealer;
 pub mod telemetry;

@@ -247,6 +247,22 @@ impl Money {
         Money::from_decimal(rounded, self.currency)
     }
 
+    /// This amount shared into `parts` (an average), rounded to the minor unit with
+    /// [`ROUNDING`].
+    pub fn divided_by(&self, parts: u64) -> Result<Money, MoneyError> {
+        if parts == 0 {
+            return Err(MoneyError::Overflow(format!("{self} / 0")));
+        }
+        let quotient = self
+            .to_decimal()
+            .checked_div(Decimal::from(parts))
+            .ok_or_else(|| MoneyError::Overflow(format!("{self} / {parts}")))?;
+        Money::from_decimal(
+            quotient.round_dp_with_strategy(self.currency.exponent(), ROUNDING),
+            self.currency,
+        )
+    }
+
     fn same_currency(&self, other: Money) -> Result<(), MoneyError> {
         if self.currency == other.currency {
             Ok(())

@@ -7,6 +7,7 @@ mod auth;
 mod contributions;
 mod error;
 mod health;
+mod reports;
 mod webhooks;
 
 use std::sync::Arc;
@@ -60,6 +61,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route(
             "/api/v1/campaigns/{slug}/contributions",
             post(contributions::add),
+        )
+        .route(
+            "/api/v1/campaigns/{slug}/reports/{kind}",
+            get(reports::report),
         )
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)

@@ -495,6 +495,15 @@ impl Store {
         dispatch!(self, s => s.campaign(slug).await)
     }
 
+    /// The campaign's gifts paid by `as_of` that the books kept some of, with their person.
+    pub async fn kept_gifts(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<crate::reports::GiftFigure>, StoreError> {
+        dispatch!(self, s => s.kept_gifts(campaign, as_of).await)
+    }
+
     /// Stores a token's hash for `campaign` and `role`.
     pub async fn create_token(
         &self,

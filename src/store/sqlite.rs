@@ -34,6 +34,7 @@ use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
+use crate::reports::GiftFigure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -538,6 +539,34 @@ impl SqliteStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("token role {role:?}")))
         })
         .transpose()
+    }
+
+    pub async fn kept_gifts(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<GiftFigure>, StoreError> {
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT d.person_id, c.amount - coalesce(x.excess, 0), c.currency
+             FROM contributions c
+             JOIN donors d ON d.id = c.donor_id
+             LEFT JOIN compliance_decisions x ON x.contribution_id = c.id AND x.stage = 'posting'
+             WHERE c.campaign_id = ?1 AND c.paid_at <= ?2
+               AND c.amount - coalesce(x.excess, 0) > 0
+               AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= ?2)",
+        )
+        .bind(campaign.0)
+        .bind(unix_micros(as_of))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(person_id, kept, currency)| {
+                Ok(GiftFigure {
+                    person_id,
+                    kept: Money::from_minor(kept, currency_of(&currency)?),
+                })
+            })
+            .collect()
     }
 
     pub async fn record_contribution(
