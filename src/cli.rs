@@ -81,8 +81,8 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
-    /// A report as of a date: `summary` (gross, refunds, net, fees, gifts, donors, where the
-    /// money is), as JSON or CSV, with the seal that covers it.
+    /// A report as of a date (summary, trial-balance, exceptions), as JSON or CSV, with the
+    /// seal that covers it.
     Report(ReportArgs),
     /// API tokens: create one (printed once; only its hash is kept).
     #[command(subcommand)]
@@ -251,7 +251,12 @@ pub struct ReportArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportKind {
+    /// Gross, refunds, chargebacks, net, fees, gifts, donors, where the money is.
     Summary,
+    /// Every account's debit or credit balance.
+    TrialBalance,
+    /// What the treasurer must act on: money owed back, held gifts, parked events.
+    Exceptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -470,12 +475,19 @@ async fn command(
                 Some(text) => parse_as_of(text, campaign.timezone)?,
                 None => clock.now(),
             };
-            let ReportKind::Summary = args.kind;
-            let summary = crate::reports::summary(store, &campaign, as_of).await?;
-            let text = match args.format {
-                ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&summary)?),
-                ReportFormat::Csv => summary.to_csv(),
+            let kind = match args.kind {
+                ReportKind::Summary => crate::reports::Kind::Summary,
+                ReportKind::TrialBalance => crate::reports::Kind::TrialBalance,
+                ReportKind::Exceptions => crate::reports::Kind::Exceptions,
             };
+            let format = match args.format {
+                ReportFormat::Json => crate::reports::Format::Json,
+                ReportFormat::Csv => crate::reports::Format::Csv,
+            };
+            let mut text = crate::reports::render(store, &campaign, kind, as_of, format).await?;
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
             match &args.output {
                 Some(path) => std::fs::write(path, text)
                     .with_context(|| format!("writing {}", path.display()))?,

@@ -101,6 +101,37 @@ async fn the_summary_counts_what_was_kept_by_the_date_and_each_person_once(db: &
     assert_eq!(column("gross"), "4650.00");
     assert_eq!(column("donors"), "2");
 
+    // The trial balance balances; the exceptions name the €400 owed back.
+    let report = |kind: &str, format: &str| {
+        let out = db.obole(&[
+            "report",
+            kind,
+            "--campaign",
+            "printemps-2027",
+            "--as-of",
+            "2027-03-31",
+            "--format",
+            format,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let trial: serde_json::Value = serde_json::from_str(&report("trial-balance", "json")).unwrap();
+    assert_eq!(trial["total_debit"], trial["total_credit"]);
+    assert_eq!(trial["total_debit"], "5050.00");
+    assert!(report("trial-balance", "csv").contains("total,,5050.00,5050.00"));
+    let exceptions: serde_json::Value =
+        serde_json::from_str(&report("exceptions", "json")).unwrap();
+    let items = exceptions["exceptions"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["kind"], "owed");
+    assert_eq!(items[0]["amount"], "400.00");
+    assert!(items[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("cap-per-election"));
+    assert!(report("exceptions", "csv").starts_with("kind,reference,amount,due_by,detail\r\nowed,"));
+
     // The seal printed on the report verifies.
     db.obole(&["seal"]);
     let sealed = summary(db, "2027-03-31");

@@ -1,5 +1,5 @@
 //! `GET /api/v1/campaigns/{slug}/reports/{kind}?as_of=YYYY-MM-DD&format=json|csv`, for a
-//! treasurer's or an auditor's token.
+//! treasurer's or an auditor's token; `kind` is `summary`, `trial-balance` or `exceptions`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -10,6 +10,7 @@ use super::auth::authorize;
 use super::{ApiError, AppState};
 use crate::access::Role;
 use crate::clock::parse_as_of;
+use crate::reports;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,29 +28,18 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let (campaign, _) =
         authorize(&state, &headers, &slug, &[Role::Treasurer, Role::Auditor]).await?;
-    if kind != "summary" {
-        return Err(ApiError::NotFound);
-    }
+    let kind = reports::Kind::parse(&kind).ok_or(ApiError::NotFound)?;
+    let format = reports::Format::parse(query.format.as_deref().unwrap_or("json"))
+        .ok_or_else(|| ApiError::BadRequest("format: use json or csv".into()))?;
     let as_of = match &query.as_of {
         Some(text) => parse_as_of(text, campaign.timezone)
             .map_err(|e| ApiError::BadRequest(format!("as_of: {e}")))?,
         None => state.clock.now(),
     };
-    let summary = crate::reports::summary(&state.store, &campaign, as_of)
+    let body = reports::render(&state.store, &campaign, kind, as_of, format)
         .await
         .map_err(ApiError::Unavailable)?;
-    let (body, content_type) = match query.format.as_deref().unwrap_or("json") {
-        "json" => (
-            serde_json::to_string(&summary).map_err(|e| ApiError::BadRequest(e.to_string()))?,
-            "application/json",
-        ),
-        "csv" => (summary.to_csv(), "text/csv; charset=utf-8"),
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "format {other:?}: use json or csv"
-            )))
-        }
-    };
+    let content_type = format.content_type();
     let mut response = body.into_response();
     response
         .headers_mut()

@@ -14,6 +14,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::csv;
 use crate::campaign::Campaign;
 use crate::ledger::seal::Seal;
 use crate::ledger::AccountBalance;
@@ -28,10 +29,20 @@ pub struct GiftFigure {
     pub kept: Money,
 }
 
+/// The seal a report names: `obole verify --seal SEQUENCE:HASH` checks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SealRef {
     pub sequence: i64,
     pub hash: String,
+}
+
+impl SealRef {
+    pub fn of(seal: Seal) -> SealRef {
+        SealRef {
+            sequence: seal.sequence,
+            hash: seal.hash.to_hex(),
+        }
+    }
 }
 
 /// Amounts are decimal strings in `currency` ("200000.00").
@@ -148,10 +159,7 @@ impl Summary {
             cheques_to_deposit: text(natural("assets:cheques")),
             cash: text(natural("assets:cash")),
             owed_to_donors: text(natural("liabilities:refunds_due")),
-            seal: SealRef {
-                sequence: seal.sequence,
-                hash: seal.hash.to_hex(),
-            },
+            seal: SealRef::of(seal),
             unsealed,
         })
     }
@@ -181,7 +189,6 @@ impl Summary {
             self.seal.hash.clone(),
             self.unsealed.to_string(),
         ];
-        // No value holds a comma, a quote or a line break (slugs, codes, decimals, hex).
-        format!("{}\r\n{}\r\n", CSV_COLUMNS.join(","), values.join(","))
+        csv::row(CSV_COLUMNS) + &csv::row(&values)
     }
 }
