@@ -32,6 +32,27 @@ impl Role {
     }
 }
 
+/// What a token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub token_id: i64,
+    pub campaign_id: crate::ids::CampaignId,
+    pub role: Role,
+}
+
+/// A report served, for the access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportAccess {
+    pub campaign_id: crate::ids::CampaignId,
+    /// `None`: served to the command line (an operator on the machine).
+    pub token_id: Option<i64>,
+    /// `treasurer`, `auditor`, or `operator` for the command line.
+    pub role: &'static str,
+    pub kind: &'static str,
+    pub as_of: chrono::DateTime<chrono::Utc>,
+    pub format: &'static str,
+}
+
 /// Tokens start with this, so a leaked one is easy to recognise (and to scan for).
 const PREFIX: &str = "obole_";
 

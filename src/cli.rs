@@ -485,6 +485,15 @@ async fn command(
                 ReportFormat::Csv => crate::reports::Format::Csv,
             };
             let mut text = crate::reports::render(store, &campaign, kind, as_of, format).await?;
+            let access = crate::access::ReportAccess {
+                campaign_id: campaign.id,
+                token_id: None,
+                role: "operator",
+                kind: kind.as_str(),
+                as_of,
+                format: format.as_str(),
+            };
+            store.log_report(&access, clock.now()).await?;
             if !text.ends_with('\n') {
                 text.push('\n');
             }

@@ -7,3 +7,18 @@ CREATE TABLE api_tokens (
     created_at  TIMESTAMPTZ NOT NULL,
     revoked_at  TIMESTAMPTZ
 );
+
+-- Every report served: who (a token, or the command line), which, as of when, in what form.
+CREATE TABLE report_access (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    campaign_id BIGINT NOT NULL REFERENCES campaigns (id),
+    token_id    BIGINT REFERENCES api_tokens (id),
+    role        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    as_of       TIMESTAMPTZ NOT NULL,
+    format      TEXT NOT NULL,
+    served_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX report_access_by_campaign ON report_access (campaign_id, served_at);
+CREATE TRIGGER report_access_append_only BEFORE UPDATE OR DELETE ON report_access
+    FOR EACH ROW EXECUTE FUNCTION obole_refuse_change();

@@ -6,7 +6,7 @@
 use axum::http::HeaderMap;
 
 use super::{ApiError, AppState};
-use crate::access::{token_hash, Role};
+use crate::access::{token_hash, Grant, Role};
 use crate::campaign::Campaign;
 use crate::ids::Slug;
 
@@ -16,7 +16,7 @@ pub async fn authorize(
     headers: &HeaderMap,
     slug: &str,
     roles: &[Role],
-) -> Result<(Campaign, Role), ApiError> {
+) -> Result<(Campaign, Grant), ApiError> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -24,7 +24,7 @@ pub async fn authorize(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthorized)?;
-    let (campaign_id, role) = state
+    let grant = state
         .store
         .token(&token_hash(token))
         .await
@@ -39,8 +39,8 @@ pub async fn authorize(
         Err(_) => None,
     };
     match campaign {
-        Some(campaign) if campaign.id == campaign_id && roles.contains(&role) => {
-            Ok((campaign, role))
+        Some(campaign) if campaign.id == grant.campaign_id && roles.contains(&grant.role) => {
+            Ok((campaign, grant))
         }
         _ => Err(ApiError::Forbidden),
     }

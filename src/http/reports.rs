@@ -1,5 +1,6 @@
 //! `GET /api/v1/campaigns/{slug}/reports/{kind}?as_of=YYYY-MM-DD&format=json|csv`, for a
 //! treasurer's or an auditor's token; `kind` is `summary`, `trial-balance` or `exceptions`.
+//! Every report served is written to the access log before it is sent.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -8,7 +9,7 @@ use serde::Deserialize;
 
 use super::auth::authorize;
 use super::{ApiError, AppState};
-use crate::access::Role;
+use crate::access::{ReportAccess, Role};
 use crate::clock::parse_as_of;
 use crate::reports;
 
@@ -26,7 +27,7 @@ pub async fn report(
     Query(query): Query<ReportQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (campaign, _) =
+    let (campaign, grant) =
         authorize(&state, &headers, &slug, &[Role::Treasurer, Role::Auditor]).await?;
     let kind = reports::Kind::parse(&kind).ok_or(ApiError::NotFound)?;
     let format = reports::Format::parse(query.format.as_deref().unwrap_or("json"))
@@ -37,6 +38,19 @@ pub async fn report(
         None => state.clock.now(),
     };
     let body = reports::render(&state.store, &campaign, kind, as_of, format)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    let access = ReportAccess {
+        campaign_id: campaign.id,
+        token_id: Some(grant.token_id),
+        role: grant.role.as_str(),
+        kind: kind.as_str(),
+        as_of,
+        format: format.as_str(),
+    };
+    state
+        .store
+        .log_report(&access, state.clock.now())
         .await
         .map_err(ApiError::Unavailable)?;
     let content_type = format.content_type();

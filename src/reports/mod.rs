@@ -40,6 +40,14 @@ impl Kind {
             _ => return None,
         })
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Summary => "summary",
+            Kind::TrialBalance => "trial-balance",
+            Kind::Exceptions => "exceptions",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +62,13 @@ impl Format {
             "json" => Some(Format::Json),
             "csv" => Some(Format::Csv),
             _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
         }
     }
 

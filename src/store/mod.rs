@@ -515,12 +515,18 @@ impl Store {
         dispatch!(self, s => s.create_token(campaign, role, hash, now).await)
     }
 
-    /// The campaign and role of the live token with this hash.
-    pub async fn token(
-        &self,
-        hash: &str,
-    ) -> Result<Option<(CampaignId, crate::access::Role)>, StoreError> {
+    /// What the live token with this hash opens.
+    pub async fn token(&self, hash: &str) -> Result<Option<crate::access::Grant>, StoreError> {
         dispatch!(self, s => s.token(hash).await)
+    }
+
+    /// Writes a served report to the access log (append-only).
+    pub async fn log_report(
+        &self,
+        access: &crate::access::ReportAccess,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.log_report(access, now).await)
     }
 
     /// Records a validated entry, idempotently (see the module invariants).

@@ -21,7 +21,7 @@ use super::{
 use crate::store::NewDonor;
 
 mod compliance;
-use crate::access::Role;
+use crate::access::{Grant, ReportAccess, Role};
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::ids::{CampaignId, EntryId, Slug};
@@ -526,19 +526,44 @@ impl SqliteStore {
         .await?)
     }
 
-    pub async fn token(&self, hash: &str) -> Result<Option<(CampaignId, Role)>, StoreError> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT campaign_id, role FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+    pub async fn token(&self, hash: &str) -> Result<Option<Grant>, StoreError> {
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, campaign_id, role FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
         )
         .bind(hash)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|(campaign, role)| {
+        row.map(|(token_id, campaign, role)| {
             Role::parse(&role)
-                .map(|role| (CampaignId(campaign), role))
+                .map(|role| Grant {
+                    token_id,
+                    campaign_id: CampaignId(campaign),
+                    role,
+                })
                 .ok_or_else(|| StoreError::Corrupt(format!("token role {role:?}")))
         })
         .transpose()
+    }
+
+    pub async fn log_report(
+        &self,
+        access: &ReportAccess,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO report_access (campaign_id, token_id, role, kind, as_of, format, served_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(access.campaign_id.0)
+        .bind(access.token_id)
+        .bind(access.role)
+        .bind(access.kind)
+        .bind(unix_micros(access.as_of))
+        .bind(access.format)
+        .bind(unix_micros(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     pub async fn kept_gifts(

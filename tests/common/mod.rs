@@ -133,6 +133,17 @@ impl TestDb {
         }
     }
 
+    /// Runs a `SELECT count(*) …` directly against the database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        if self.pg.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
