@@ -103,24 +103,10 @@ impl PgStore {
 
     /// Locks the person `donor` belongs to until the transaction ends; returns the person.
     async fn lock_person(conn: &mut PgConnection, donor: i64) -> Result<i64, StoreError> {
-        loop {
-            let person: i64 = sqlx::query_scalar("SELECT person_id FROM donors WHERE id = $1")
-                .bind(donor)
-                .fetch_one(&mut *conn)
-                .await?;
-            sqlx::query("SELECT id FROM donors WHERE id = $1 FOR UPDATE")
-                .bind(person)
-                .execute(&mut *conn)
-                .await?;
-            // A merge may have moved the donor while we waited: then lock its new person.
-            let now: i64 = sqlx::query_scalar("SELECT person_id FROM donors WHERE id = $1")
-                .bind(donor)
-                .fetch_one(&mut *conn)
-                .await?;
-            if now == person {
-                return Ok(person);
-            }
-        }
+        Self::lock_persons(conn, &[donor])
+            .await?
+            .remove(&donor)
+            .ok_or_else(|| StoreError::Refused(format!("no donor {donor}")))
     }
 
     /// The person's gifts to campaigns under `pack`, net as the ledger holds them now, but
@@ -131,43 +117,12 @@ impl PgStore {
         pack: &str,
         except: Option<i64>,
     ) -> Result<Vec<PersonGift>, StoreError> {
-        let rows = sqlx::query(&format!(
-            // Shaped so that every step is an index probe whatever the statistics say
-            // (stale ones once chose to scan the whole campaign per gift): the person's
-            // donors, each donor's contributions (`OFFSET 0` keeps the lateral subquery a
-            // per-donor probe), each contribution's entries, each entry's postings (by entry
-            // alone: filtering them by account would invite the account's index).
-            "SELECT c.id, c.campaign_id, coalesce(c.election, k.election) AS election, c.paid_at,
-                    c.method, c.currency,
-                    coalesce((SELECT -sum((SELECT sum(CASE WHEN a.name IN {NET_GIFT_ACCOUNTS}
-                                                           THEN p.amount ELSE 0 END)
-                                           FROM postings p JOIN accounts a ON a.id = p.account_id
-                                           WHERE p.entry_id = e.id))::int8
-                              FROM entries e WHERE e.contribution_id = c.id), 0) AS net
-             FROM donors d
-             CROSS JOIN LATERAL (SELECT * FROM contributions c WHERE c.donor_id = d.id OFFSET 0) c
-             JOIN campaigns k ON k.id = c.campaign_id
-             WHERE d.person_id = $1 AND k.rule_pack = $2 AND c.id IS DISTINCT FROM $3
-             ORDER BY c.paid_at, c.id"
-        ))
-        .bind(person)
-        .bind(pack)
-        .bind(except)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let currency = currency_of(r.try_get("currency")?)?;
-                Ok(PersonGift {
-                    contribution_id: r.try_get("id")?,
-                    campaign_id: CampaignId(r.try_get("campaign_id")?),
-                    election: r.try_get("election")?,
-                    paid_at: r.try_get("paid_at")?,
-                    method: method(r.try_get("method")?)?,
-                    net: crate::money::Money::from_minor(r.try_get("net")?, currency),
-                })
-            })
-            .collect()
+        let mut gifts = Self::persons_gifts(conn, &[person])
+            .await?
+            .remove(&(person, pack.to_owned()))
+            .unwrap_or_default();
+        gifts.retain(|g| Some(g.contribution_id) != except);
+        Ok(gifts)
     }
 
     /// Room the person's open checkouts hold under `pack` at `now`.
@@ -376,12 +331,17 @@ impl PgStore {
     }
 
     /// The gifts of `persons` to campaigns of any pack, by (person, pack), net as the ledger
-    /// holds them now. Index probes only, as in [`Self::person_gifts`].
+    /// holds them now, each list in the order they were paid.
     async fn persons_gifts(
         conn: &mut PgConnection,
         persons: &[i64],
     ) -> Result<HashMap<(i64, String), Vec<PersonGift>>, StoreError> {
         let rows = sqlx::query(&format!(
+            // Shaped so that every step is an index probe whatever the statistics say
+            // (stale ones once chose to scan the whole campaign per gift): the persons'
+            // donors, each donor's contributions (`OFFSET 0` keeps the lateral subquery a
+            // per-donor probe), each contribution's entries, each entry's postings (by entry
+            // alone: filtering them by account would invite the account's index).
             "SELECT d.person_id, k.rule_pack, c.id, c.campaign_id,
                     coalesce(c.election, k.election) AS election, c.paid_at, c.method, c.currency,
                     coalesce((SELECT -sum((SELECT sum(CASE WHEN a.name IN {NET_GIFT_ACCOUNTS}
