@@ -37,7 +37,10 @@ use crate::ledger::seal::{ChainBreak, Hash32, Seal, SealedEntry};
 use crate::ledger::{AccountBalance, Entry};
 use crate::money::{Currency, Money};
 
-pub use people::{DonorPlacement, NewDonor, NewReservation, ReservationFacts, StoredDecision};
+pub use people::{
+    CheckoutFacts, CheckoutKey, DonorPlacement, NewDonor, NewReservation, ReservationFacts,
+    StoredDecision,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -834,6 +837,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.release_reservation(id, now).await)
+    }
+
+    /// Names the provider's Checkout session of a reservation; false if it already has one.
+    pub async fn attach_checkout_session(
+        &self,
+        reservation: i64,
+        session: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.attach_checkout_session(reservation, session).await)
+    }
+
+    /// A checkout, found by its reservation or by its provider session.
+    pub async fn checkout(&self, key: CheckoutKey<'_>) -> Result<Option<CheckoutFacts>, StoreError> {
+        dispatch!(self, s => s.checkout(key).await)
     }
 
     /// A reservation's campaign, what the donor declared and the election designated.

@@ -72,6 +72,33 @@ pub struct ReservationFacts {
     pub election: Option<String>,
 }
 
+/// A checkout as the donor's pages and the provider's session events see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutFacts {
+    pub reservation_id: i64,
+    pub campaign_id: crate::ids::CampaignId,
+    pub amount: Money,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When the room went back: paid, cancelled or expired.
+    pub released_at: Option<DateTime<Utc>>,
+    /// The gift that paid it, once posted.
+    pub contribution_id: Option<i64>,
+    pub checkout_session_id: Option<String>,
+}
+
+/// How a checkout is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutKey<'a> {
+    Reservation(i64),
+    /// The provider's Checkout session id.
+    Session(&'a str),
+}
+
+/// The columns [`CheckoutFacts`] is read from, in its field order.
+pub(crate) const CHECKOUT_COLUMNS: &str = "SELECT id, campaign_id, amount, currency, created_at,
+        expires_at, released_at, contribution_id, checkout_session_id FROM reservations";
+
 /// A stored decision, for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDecision {

@@ -8,23 +8,35 @@
 //!   (never a client-wide key: async-stripe would reuse it for unrelated requests).
 //! - Calls are paced at `StripeSettings::api_rate` per second across every clone of a
 //!   client, so a burst of webhooks becomes a queue here rather than 429s from Stripe.
-//! - Reads only: nothing here decides what to post.
+//! - Nothing here decides what to post: it reads Stripe's state, refunds what the caller
+//!   names, and opens or closes the Checkout sessions the checkout asks for.
 
+use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
+    CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ProductData,
+};
 use stripe_core::balance_transaction::{ListBalanceTransaction, RetrieveBalanceTransaction};
 use stripe_core::charge::{ListCharge, RetrieveCharge};
 use stripe_core::dispute::ListDispute;
 use stripe_core::payout::RetrievePayout;
 use stripe_core::refund::{CreateRefund, ListRefund};
+use stripe_shared::{
+    CheckoutSessionBillingAddressCollection, CheckoutSessionLocale, CheckoutSessionMode,
+    CheckoutSessionSubmitType,
+};
 use stripe_types::{RangeBoundsTs, RangeQueryTs};
 
 use super::objects::{
-    Address, BalanceTransaction, Charge, ChargeStatus, Dispute, Payer, Payout, Refund,
+    Address, BalanceTransaction, Charge, ChargeStatus, CheckoutSession, Dispute,
+    NewCheckoutSession, Payer, Payout, Refund,
 };
 use super::StripeSettings;
 
@@ -265,6 +277,68 @@ impl StripeClient {
                 .map(|m| m.into_iter().collect())
                 .unwrap_or_default(),
         })
+    }
+}
+
+impl StripeClient {
+    /// Opens a hosted Checkout session for one donation: `mode=payment`, `submit_type=donate`,
+    /// the billing address required, and the metadata on the session *and* on its payment
+    /// intent (Stripe copies neither to the other, nor to the charge).
+    pub async fn create_checkout_session(
+        &self,
+        session: &NewCheckoutSession,
+    ) -> Result<CheckoutSession, ApiError> {
+        let key = IdempotencyKey::new(session.idempotency_key.as_str())
+            .map_err(|_| ApiError::BadIdempotencyKey(session.idempotency_key.clone()))?;
+        let currency = stripe_types::Currency::from_str(&session.currency)
+            .map_err(|_| ApiError::Stripe(format!("currency {:?}", session.currency)))?;
+        let mut price = CreateCheckoutSessionLineItemsPriceData::new(currency);
+        price.unit_amount = Some(session.amount);
+        price.product_data = Some(ProductData::new(session.description.as_str()));
+        let mut item = CreateCheckoutSessionLineItems::new();
+        item.price_data = Some(price);
+        item.quantity = Some(1);
+        let metadata: HashMap<String, String> = session.metadata.clone().into_iter().collect();
+        let mut intent = CreateCheckoutSessionPaymentIntentData::new();
+        intent.metadata = Some(metadata.clone());
+        intent.description = Some(session.description.clone());
+        let locale = match session.locale.as_str() {
+            "fr" => CheckoutSessionLocale::Fr,
+            _ => CheckoutSessionLocale::En,
+        };
+        let mut request = CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Payment)
+            .submit_type(CheckoutSessionSubmitType::Donate)
+            .billing_address_collection(CheckoutSessionBillingAddressCollection::Required)
+            .line_items(vec![item])
+            .metadata(metadata)
+            .payment_intent_data(intent)
+            .client_reference_id(session.client_reference.as_str())
+            .locale(locale)
+            .expires_at(session.expires_at)
+            .success_url(session.success_url.as_str())
+            .cancel_url(session.cancel_url.as_str());
+        if let Some(email) = &session.customer_email {
+            request = request.customer_email(email.as_str());
+        }
+        self.pace().await;
+        let created = request
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key))
+            .send(&self.client)
+            .await?;
+        Ok(CheckoutSession {
+            id: created.id.to_string(),
+            url: created.url,
+        })
+    }
+
+    /// Expires an open Checkout session, so it can no longer be paid. One already complete
+    /// or expired is Stripe's error, which the caller may ignore.
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<(), ApiError> {
+        self.pace().await;
+        ExpireCheckoutSession::new(id).send(&self.client).await?;
+        Ok(())
     }
 }
 

@@ -121,3 +121,35 @@ pub struct Payout {
     /// Set when a payout failed or was canceled: the movement that returned the money.
     pub failure_balance_transaction: Option<String>,
 }
+
+/// A hosted Checkout session to open for one donation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCheckoutSession {
+    /// Minor units.
+    pub amount: i64,
+    /// Lower-case ISO code.
+    pub currency: String,
+    /// The line the donor sees ("Don à Dupont 2027").
+    pub description: String,
+    /// Set on the session and on its payment intent: `campaign`, `reservation`.
+    pub metadata: BTreeMap<String, String>,
+    /// Stripe's `client_reference_id`: the reservation.
+    pub client_reference: String,
+    pub customer_email: Option<String>,
+    /// `fr` or `en`.
+    pub locale: String,
+    /// Unix seconds; Stripe takes 30 minutes to 24 hours from now.
+    pub expires_at: i64,
+    /// May contain `{CHECKOUT_SESSION_ID}`, which Stripe fills in.
+    pub success_url: String,
+    pub cancel_url: String,
+    /// Names the reservation, so a retried request opens one session, not two.
+    pub idempotency_key: String,
+}
+
+/// An opened Checkout session: where to send the donor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: Option<String>,
+}

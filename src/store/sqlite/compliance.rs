@@ -17,11 +17,13 @@ use crate::enforcement::{
     StoredRuling,
 };
 use crate::ids::CampaignId;
+use crate::money::Money;
 use crate::intake::ContributionRef;
 use crate::ledger::Entry;
 use crate::store::{currency_of, StoreError, NET_GIFT_ACCOUNTS};
 
 use crate::store::people::{
+    CheckoutFacts, CheckoutKey, CHECKOUT_COLUMNS,
     stored_method as method, DonorPlacement, NewReservation, ReservationFacts, StoredDecision,
     MAX_REFUND_ATTEMPTS, OWED_REFUND_COLUMNS,
 };
@@ -600,6 +602,54 @@ impl SqliteStore {
             donors,
             changes,
         }))
+    }
+
+    /// Names the provider's Checkout session of a reservation; false if it already has one.
+    pub async fn attach_checkout_session(
+        &self,
+        reservation: i64,
+        session: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE reservations SET checkout_session_id = ?2
+             WHERE id = ?1 AND checkout_session_id IS NULL",
+        )
+        .bind(reservation)
+        .bind(session)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A checkout, found by its reservation or by its provider session.
+    pub async fn checkout(
+        &self,
+        key: CheckoutKey<'_>,
+    ) -> Result<Option<CheckoutFacts>, StoreError> {
+        let column = match key {
+            CheckoutKey::Reservation(_) => "id",
+            CheckoutKey::Session(_) => "checkout_session_id",
+        };
+        let sql = format!("{CHECKOUT_COLUMNS} WHERE {column} = ?1");
+        let query = sqlx::query_as::<_, (i64, i64, i64, String, i64, i64, Option<i64>, Option<i64>, Option<String>)>(&sql);
+        let query = match key {
+            CheckoutKey::Reservation(id) => query.bind(id),
+            CheckoutKey::Session(session) => query.bind(session),
+        };
+        let row = query.fetch_optional(&self.reader).await?;
+        row.map(|(id, campaign, amount, currency, created, expires, released, contribution, session)| {
+            Ok(CheckoutFacts {
+                reservation_id: id,
+                campaign_id: CampaignId(campaign),
+                amount: Money::from_minor(amount, currency_of(&currency)?),
+                created_at: time(created)?,
+                expires_at: time(expires)?,
+                released_at: released.map(time).transpose()?,
+                contribution_id: contribution,
+                checkout_session_id: session,
+            })
+        })
+        .transpose()
     }
 
     pub async fn reservation(&self, id: i64) -> Result<Option<ReservationFacts>, StoreError> {

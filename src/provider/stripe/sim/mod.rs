@@ -23,11 +23,15 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
 
 use super::signature;
+
+mod checkout;
+
+pub use checkout::{CardPayment, Decline, OpenSession};
 
 /// The API version the simulated objects follow (the one `async-stripe` rc.10 is built for).
 pub const API_VERSION: &str = "2026-09-30.endive";
@@ -63,8 +67,12 @@ pub struct Gift {
     pub card_country: String,
     /// Stripe's fingerprint of the card: the same card gives the same one.
     pub card_fingerprint: String,
-    /// The billing address's first line (the rest is a Lyon address).
+    /// The billing address.
     pub address_line1: String,
+    pub postal_code: String,
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
     /// More metadata, as Obole's checkout sets it (`reservation`).
     pub metadata: Vec<(String, String)>,
     /// False for asynchronous capture: the charge has no balance transaction until
@@ -85,6 +93,9 @@ impl Gift {
             // of different emails are different people.
             card_fingerprint: format!("fp_{}", fold_hex(email)),
             address_line1: format!("{} Rue de la Republique", 1 + fold_hex(email) % 9_999),
+            postal_code: "69002".into(),
+            city: "Lyon".into(),
+            country: "FR".into(),
             metadata: Vec::new(),
             settled: true,
         }
@@ -138,6 +149,12 @@ struct Account {
     payouts: BTreeMap<String, Value>,
     /// Refunds created through the API, by idempotency key.
     refunds_by_key: HashMap<String, Value>,
+    /// Checkout sessions opened through the API, by id.
+    sessions: BTreeMap<String, checkout::SimSession>,
+    /// Sessions opened through the API, by idempotency key.
+    sessions_by_key: HashMap<String, String>,
+    /// Where the hosted payment page is served (`serve` sets it).
+    base_url: Option<String>,
     /// Events caused by API calls (a refund Obole asked for), waiting to be delivered.
     outbox: Vec<SimEvent>,
     seen: Vec<SeenRequest>,
@@ -171,9 +188,11 @@ impl StripeSim {
     pub async fn serve(self: &Arc<Self>) -> std::io::Result<String> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let address = listener.local_addr()?;
+        let base = format!("http://{address}");
+        self.lock().base_url = Some(base.clone());
         let app = self.router();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(format!("http://{address}"))
+        Ok(base)
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -188,6 +207,12 @@ impl StripeSim {
             .route("/v1/refunds", get(list_refunds).post(create_refund))
             .route("/v1/disputes", get(list_disputes))
             .route("/v1/payouts/{id}", get(retrieve_payout))
+            .route("/v1/checkout/sessions", post(checkout::create_session))
+            .route("/v1/checkout/sessions/{id}", get(checkout::retrieve_session))
+            .route(
+                "/v1/checkout/sessions/{id}/expire",
+                post(checkout::expire_session),
+            )
             .with_state(self.clone())
     }
 
@@ -211,11 +236,19 @@ impl StripeSim {
         std::mem::take(&mut self.lock().outbox)
     }
 
-    /// A donor pays through Checkout.
+    /// A donor pays through Checkout (a session opened and paid at once).
     pub fn donate(&self, gift: &Gift) -> Donation {
+        self.donate_in(gift, None)
+    }
+
+    /// A donor pays: through the open session `open` (see `checkout`), or through a new one.
+    fn donate_in(&self, gift: &Gift, open: Option<&str>) -> Donation {
         let mut a = self.lock();
         let t = a.tick();
-        let session = a.id("cs_test");
+        let session = match open {
+            Some(id) => id.to_owned(),
+            None => a.id("cs_test"),
+        };
         let pi = a.id("pi");
         let charge_id = a.id("ch");
         let mut metadata = serde_json::Map::new();
@@ -232,7 +265,10 @@ impl StripeSim {
             .entry(pi.clone())
             .or_default()
             .push(charge_id.clone());
-        let session_object = session_object(&session, &pi, gift, t, &metadata);
+        let session_object = match a.sessions.get_mut(&session) {
+            Some(stored) => checkout::complete(stored, &pi, gift),
+            None => session_object(&session, &pi, gift, t, &metadata),
+        };
         let intent = payment_intent_object(&pi, &charge_id, gift, t, &metadata);
         let mut events = vec![
             a.event("checkout.session.completed", session_object),
@@ -589,7 +625,7 @@ fn charge_object(
 
 /// The donor's postal address.
 fn address(gift: &Gift) -> Value {
-    json!({"city": "Lyon", "country": gift.card_country, "line1": gift.address_line1, "line2": null, "postal_code": "69002", "state": null})
+    json!({"city": gift.city, "country": gift.country, "line1": gift.address_line1, "line2": null, "postal_code": gift.postal_code, "state": null})
 }
 
 /// Radar's verdict on an approved payment.
