@@ -2,7 +2,7 @@
 //!
 //! Pure rules sit at the centre and know nothing of I/O (the ledger, the compliance
 //! engine's packs and `screen`); the only SQL is in `store`; the use cases (`intake`,
-//! `enforcement`, `journal`) and the shells (`sealer`, `audit`, `http`, `app`, `cli`)
+//! `enforcement`, `journal`, `checkout`) and the shells (`sealer`, `audit`, `http`, `app`, `cli`)
 //! connect them to the world.
 
 // The Stripe simulator builds Stripe's large objects with `serde_json::json!`.
@@ -26,6 +26,7 @@ pub mod store;
 pub mod access;
 pub mod app;
 pub mod audit;
+pub mod checkout;
 pub mod cli;
 pub mod combiner;
 pub mod demo;

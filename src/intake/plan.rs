@@ -21,7 +21,10 @@ pub enum Subject {
     /// charge up.
     PaymentIntent(String),
     Payout(String),
-    /// Nothing to post (an unpaid or expired session, a type Obole does not post).
+    /// A Checkout session that ended unpaid (expired): the room its reservation held goes
+    /// back. Nothing is posted.
+    EndedCheckout(String),
+    /// Nothing to post (an unpaid session, a type Obole does not post).
     Nothing(&'static str),
 }
 
@@ -102,7 +105,7 @@ pub fn read_event(kind: &str, payload: &str) -> Result<EventPlan, PlanError> {
             }
         }
         "checkout.session.expired" | "checkout.session.async_payment_failed" => {
-            Subject::Nothing("the Checkout session ended unpaid")
+            Subject::EndedCheckout(required("id")?)
         }
         "payment_intent.succeeded" => match text(object, "latest_charge") {
             Some(charge) => Subject::Charge(charge.to_owned()),
@@ -305,7 +308,6 @@ mod tests {
                 "checkout.session.completed",
                 r#"{"id":"cs_1","payment_status":"unpaid","payment_intent":"pi_1"}"#,
             ),
-            ("checkout.session.expired", r#"{"id":"cs_1"}"#),
             ("customer.created", r#"{"id":"cus_1"}"#),
         ] {
             assert!(
@@ -313,6 +315,13 @@ mod tests {
                 "{kind}"
             );
         }
+    }
+
+    #[test]
+    fn an_expired_session_gives_its_reservation_back() {
+        let expired = plan("checkout.session.expired", r#"{"id":"cs_1"}"#).unwrap();
+        assert_eq!(expired.subject, Subject::EndedCheckout("cs_1".into()));
+        assert!(plan("checkout.session.expired", "{}").is_err());
     }
 
     #[test]

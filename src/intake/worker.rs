@@ -43,7 +43,7 @@ use crate::provider::stripe::client::{ApiError, StripeClient};
 use crate::provider::stripe::objects::{
     BalanceTransaction, Charge, ChargeStatus, Payout, OWED_REFUND_KEY,
 };
-use crate::store::{ReservationFacts, Store, StoreError};
+use crate::store::{CheckoutKey, ReservationFacts, Store, StoreError};
 
 /// How the worker paces itself.
 #[derive(Debug, Clone, Copy)]
@@ -397,6 +397,7 @@ impl IntakeWorker {
                 self.sync_charge(paid, group).await
             }
             Subject::Payout(id) => self.sync_payout(self.api.payout(id).await?).await,
+            Subject::EndedCheckout(session) => self.release_checkout(session).await,
             Subject::Nothing(_) => Ok(()),
         }
     }
@@ -633,6 +634,20 @@ impl IntakeWorker {
         let draft = entry_for(campaign, txn, gift, effective_at)?;
         let posted = self.journal.record(campaign, draft).await?;
         tracing::debug!(txn = %txn.id, entry = %posted.entry_id, replayed = posted.replayed, "posted");
+        Ok(())
+    }
+
+    /// Gives back the room of the reservation an unpaid Checkout session held (found by the
+    /// session Obole opened for it, never by the event's metadata). Releasing twice, or a
+    /// session Obole did not open, changes nothing.
+    async fn release_checkout(&self, session: &str) -> Result<(), SyncError> {
+        if let Some(checkout) = self.store.checkout(CheckoutKey::Session(session)).await? {
+            let released = self
+                .store
+                .release_reservation(checkout.reservation_id, self.clock.now())
+                .await?;
+            tracing::debug!(session, released, "checkout session ended unpaid");
+        }
         Ok(())
     }
 

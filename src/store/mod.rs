@@ -849,7 +849,10 @@ impl Store {
     }
 
     /// A checkout, found by its reservation or by its provider session.
-    pub async fn checkout(&self, key: CheckoutKey<'_>) -> Result<Option<CheckoutFacts>, StoreError> {
+    pub async fn checkout(
+        &self,
+        key: CheckoutKey<'_>,
+    ) -> Result<Option<CheckoutFacts>, StoreError> {
         dispatch!(self, s => s.checkout(key).await)
     }
 

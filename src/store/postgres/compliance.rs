@@ -18,15 +18,14 @@ use crate::enforcement::{
     StoredRuling,
 };
 use crate::ids::CampaignId;
-use crate::money::Money;
 use crate::intake::ContributionRef;
 use crate::ledger::Entry;
+use crate::money::Money;
 use crate::store::{currency_of, StoreError, NET_GIFT_ACCOUNTS};
 
 use crate::store::people::{
-    CheckoutFacts, CheckoutKey, CHECKOUT_COLUMNS,
-    stored_method as method, DonorPlacement, NewReservation, ReservationFacts, StoredDecision,
-    MAX_REFUND_ATTEMPTS, OWED_REFUND_COLUMNS,
+    stored_method as method, CheckoutFacts, CheckoutKey, DonorPlacement, NewReservation,
+    ReservationFacts, StoredDecision, CHECKOUT_COLUMNS, MAX_REFUND_ATTEMPTS, OWED_REFUND_COLUMNS,
 };
 
 impl PgStore {
@@ -850,24 +849,49 @@ impl PgStore {
             CheckoutKey::Session(_) => "checkout_session_id",
         };
         let sql = format!("{CHECKOUT_COLUMNS} WHERE {column} = $1");
-        let query = sqlx::query_as::<_, (i64, i64, i64, String, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>, Option<i64>, Option<String>)>(&sql);
+        let query = sqlx::query_as::<
+            _,
+            (
+                i64,
+                i64,
+                i64,
+                String,
+                DateTime<Utc>,
+                DateTime<Utc>,
+                Option<DateTime<Utc>>,
+                Option<i64>,
+                Option<String>,
+            ),
+        >(&sql);
         let query = match key {
             CheckoutKey::Reservation(id) => query.bind(id),
             CheckoutKey::Session(session) => query.bind(session),
         };
         let row = query.fetch_optional(&self.pool).await?;
-        row.map(|(id, campaign, amount, currency, created, expires, released, contribution, session)| {
-            Ok(CheckoutFacts {
-                reservation_id: id,
-                campaign_id: CampaignId(campaign),
-                amount: Money::from_minor(amount, currency_of(&currency)?),
-                created_at: created,
-                expires_at: expires,
-                released_at: released,
-                contribution_id: contribution,
-                checkout_session_id: session,
-            })
-        })
+        row.map(
+            |(
+                id,
+                campaign,
+                amount,
+                currency,
+                created,
+                expires,
+                released,
+                contribution,
+                session,
+            )| {
+                Ok(CheckoutFacts {
+                    reservation_id: id,
+                    campaign_id: CampaignId(campaign),
+                    amount: Money::from_minor(amount, currency_of(&currency)?),
+                    created_at: created,
+                    expires_at: expires,
+                    released_at: released,
+                    contribution_id: contribution,
+                    checkout_session_id: session,
+                })
+            },
+        )
         .transpose()
     }
 

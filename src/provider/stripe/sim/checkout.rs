@@ -238,7 +238,10 @@ fn public(object: &Value) -> Value {
 fn map_under(form: &[(String, String)], prefix: &str) -> serde_json::Map<String, Value> {
     form.iter()
         .filter_map(|(k, v)| {
-            let key = k.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
+            let key = k
+                .strip_prefix(prefix)?
+                .strip_prefix('[')?
+                .strip_suffix(']')?;
             Some((key.to_owned(), Value::String(v.clone())))
         })
         .collect()
@@ -252,17 +255,9 @@ pub(super) async fn create_session(
     if let Err(e) = admit(&sim, "POST", "/v1/checkout/sessions".into(), &headers).await {
         return e;
     }
-    let field: HashMap<&str, &str> = form
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let invalid = |message: &str| {
-        stripe_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            message,
-        )
-    };
+    let field: HashMap<&str, &str> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let invalid =
+        |message: &str| stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", message);
     if field.get("mode") != Some(&"payment") {
         return invalid("Missing required param: mode (the simulator supports `payment`).");
     }
@@ -393,8 +388,14 @@ mod tests {
         };
         assert_eq!(card_outcome(&card("4242 4242 4242 4242"), now), Ok("US"));
         assert_eq!(card_outcome(&card("4000002500000003"), now), Ok("FR"));
-        assert_eq!(card_outcome(&card("4000000000000002"), now), Err(Decline::Declined));
-        assert_eq!(card_outcome(&card("4242424242424241"), now), Err(Decline::InvalidNumber));
+        assert_eq!(
+            card_outcome(&card("4000000000000002"), now),
+            Err(Decline::Declined)
+        );
+        assert_eq!(
+            card_outcome(&card("4242424242424241"), now),
+            Err(Decline::InvalidNumber)
+        );
         let expired = CardPayment {
             exp_year: 2025,
             ..card("4242424242424242")

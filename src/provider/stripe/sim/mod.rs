@@ -208,7 +208,10 @@ impl StripeSim {
             .route("/v1/disputes", get(list_disputes))
             .route("/v1/payouts/{id}", get(retrieve_payout))
             .route("/v1/checkout/sessions", post(checkout::create_session))
-            .route("/v1/checkout/sessions/{id}", get(checkout::retrieve_session))
+            .route(
+                "/v1/checkout/sessions/{id}",
+                get(checkout::retrieve_session),
+            )
             .route(
                 "/v1/checkout/sessions/{id}/expire",
                 post(checkout::expire_session),
