@@ -171,6 +171,9 @@ async fn main() -> anyhow::Result<()> {
         },
         demo: false,
         compliance_dir: None,
+        public_url: None,
+        checkout_limits: obole::checkout::guard::CheckoutLimits::unlimited(),
+        form_secret: None,
     };
     let app = App::build(&settings, Arc::new(SystemClock)).await?;
     let base = format!("http://{}", app.local_addr()?);

@@ -9,13 +9,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::checkout::guard::{CheckoutLimits, FormKey};
+use crate::checkout::Checkout;
 use crate::clock::Clock;
 use crate::compliance::Packs;
-use crate::http::{router, AppState, Limits};
+use crate::http::{router, AppState, Limits, PageSettings};
 use crate::ids::Slug;
 use crate::intake::worker::{self, IntakeWorker, WorkerOptions};
 use crate::intake::Inbox;
 use crate::journal::{Journal, JournalOptions};
+use crate::provider::demo::DemoProvider;
 use crate::provider::stripe::client::StripeClient;
 use crate::provider::stripe::StripeSettings;
 use crate::store::{Store, StoreOptions};
@@ -36,6 +39,14 @@ pub struct ServeSettings {
     pub demo: bool,
     /// Rule packs to load instead of the ones shipped in the binary.
     pub compliance_dir: Option<PathBuf>,
+    /// Where donors and the provider reach this server (`OBOLE_PUBLIC_URL`); default
+    /// `http://` + the listening address.
+    pub public_url: Option<String>,
+    /// How many checkouts a client address and a donor may start.
+    pub checkout_limits: CheckoutLimits,
+    /// The key of form tokens and signed links (`OBOLE_FORM_SECRET`); random per process
+    /// when unset.
+    pub form_secret: Option<String>,
 }
 
 pub struct App {
@@ -44,6 +55,8 @@ pub struct App {
     limits: Limits,
     /// Posts inbox events; present when a Stripe secret key is configured.
     intake: Option<Arc<IntakeWorker>>,
+    /// The offline payment provider of `serve --demo`.
+    demo: Option<Arc<DemoProvider>>,
 }
 
 impl App {
@@ -75,27 +88,62 @@ impl App {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
-        let intake = match settings.stripe.secret_key() {
+        let local = listener.local_addr()?;
+        // The demo provider calls back on loopback, whatever address is listened on.
+        let loopback = SocketAddr::from(([127, 0, 0, 1], local.port()));
+        let public_url = match &settings.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None if local.ip().is_unspecified() => format!("http://{loopback}"),
+            None => format!("http://{local}"),
+        };
+        let demo = if settings.demo {
+            let webhooks = format!("http://{loopback}/webhooks/stripe");
+            Some(DemoProvider::start(webhooks, clock.clone()).await?)
+        } else {
+            None
+        };
+        let stripe = match &demo {
+            Some(demo) => demo.stripe_settings(settings.stripe.tolerance_secs)?,
+            None => settings.stripe.clone(),
+        };
+        let api = match stripe.secret_key() {
             None => {
-                tracing::warn!("no STRIPE_SECRET_KEY: webhook events are stored but not posted");
+                tracing::warn!("no STRIPE_SECRET_KEY: webhook events are stored but not posted, and the checkout cannot open payments");
                 None
             }
-            Some(_) => {
-                let api = StripeClient::new(&settings.stripe).context("configuring Stripe")?;
-                let journal = Journal::start(
-                    store.clone(),
-                    clock.clone(),
-                    JournalOptions::for_store(&store),
-                );
-                Some(IntakeWorker::new(
-                    journal,
-                    api,
-                    packs.clone(),
-                    clock.clone(),
-                    settings.stripe_campaign.clone(),
-                    settings.intake,
-                ))
-            }
+            Some(_) => Some(StripeClient::new(&stripe).context("configuring Stripe")?),
+        };
+        let intake = api.clone().map(|api| {
+            let journal = Journal::start(
+                store.clone(),
+                clock.clone(),
+                JournalOptions::for_store(&store),
+            );
+            IntakeWorker::new(
+                journal,
+                api,
+                packs.clone(),
+                clock.clone(),
+                settings.stripe_campaign.clone(),
+                settings.intake,
+            )
+        });
+        let checkout = Checkout::new(
+            store.clone(),
+            clock.clone(),
+            packs.clone(),
+            api,
+            &public_url,
+            FormKey::new(settings.form_secret.as_deref())?,
+            settings.checkout_limits,
+        );
+        let pages = PageSettings {
+            secure: public_url.starts_with("https://"),
+            checkout_origin: demo
+                .as_ref()
+                .map_or(STRIPE_CHECKOUT_ORIGIN.to_owned(), |d| {
+                    d.base_url().to_owned()
+                }),
         };
         Ok(App {
             listener,
@@ -104,12 +152,20 @@ impl App {
                 inbox: Inbox::start(store.clone()),
                 store,
                 clock,
-                stripe: Arc::new(settings.stripe.clone()),
+                stripe: Arc::new(stripe),
                 intake_wake: intake.as_ref().map(|w| w.waker()),
+                checkout: Arc::new(checkout),
+                pages,
             },
             limits: settings.limits,
             intake,
+            demo,
         })
+    }
+
+    /// The demo provider, when serving `--demo`.
+    pub fn demo(&self) -> Option<&Arc<DemoProvider>> {
+        self.demo.as_ref()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -131,9 +187,17 @@ impl App {
         let sealer = sealer::spawn(store.clone(), self.state.clock.clone());
         let intake = self.intake.map(worker::spawn);
         tracing::info!(addr = %self.listener.local_addr()?, store = store.kind(), "serving");
-        let served = axum::serve(self.listener, router(self.state, self.limits))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let app = router(self.state, self.limits);
+        // Client addresses feed the checkout's rate limits.
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        if let Some(demo) = &self.demo {
+            demo.stop();
+        }
         if let Some(intake) = intake {
             intake.stop().await;
         }
@@ -143,6 +207,9 @@ impl App {
         Ok(served?)
     }
 }
+
+/// Where Stripe serves hosted Checkout pages (the checkout form leads there).
+pub const STRIPE_CHECKOUT_ORIGIN: &str = "https://checkout.stripe.com";
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

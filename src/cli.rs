@@ -19,6 +19,7 @@ mod compliance;
 use crate::app::{shutdown_signal, App, ServeSettings};
 use crate::audit::{self, VerifyError};
 use crate::campaign::{Campaign, NewCampaign};
+use crate::checkout::guard::CheckoutLimits;
 use crate::clock::{parse_as_of, parse_since, Clock, SystemClock};
 use crate::http::Limits;
 use crate::ids::Slug;
@@ -103,9 +104,20 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "OBOLE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The URL donors and Stripe reach this server at (used by checkout, later).
+    /// The URL donors and Stripe reach this server at (the checkout's return links);
+    /// default http:// and the listening address. https:// turns on HSTS and Secure cookies.
     #[arg(long, env = "OBOLE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Key of the donation form's anti-forgery tokens and signed links (32+ characters);
+    /// random per process when unset, so set it when several servers share an address.
+    #[arg(long, env = "OBOLE_FORM_SECRET", hide_env_values = true)]
+    pub form_secret: Option<String>,
+    /// Checkouts one client address may start per 10 minutes (card-testing guard).
+    #[arg(long, env = "OBOLE_CHECKOUTS_PER_CLIENT", default_value_t = CheckoutLimits::default().per_client.max)]
+    pub checkouts_per_client: u32,
+    /// Checkouts one donor (email) may start per 10 minutes.
+    #[arg(long, env = "OBOLE_CHECKOUTS_PER_DONOR", default_value_t = CheckoutLimits::default().per_donor.max)]
+    pub checkouts_per_donor: u32,
     /// Seed a demo campaign with a few gifts.
     #[arg(long, env = "OBOLE_DEMO")]
     pub demo: bool,
@@ -366,6 +378,14 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             demo: args.demo,
             compliance_dir: cli.compliance_dir.clone(),
+            public_url: args.public_url,
+            checkout_limits: {
+                let mut limits = CheckoutLimits::default();
+                limits.per_client.max = args.checkouts_per_client;
+                limits.per_donor.max = args.checkouts_per_donor;
+                limits
+            },
+            form_secret: args.form_secret,
         };
         let app = App::build(&settings, clock).await?;
         app.run_until_stopped(shutdown_signal()).await?;

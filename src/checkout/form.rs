@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
-use crate::compliance::pack::{Attestation, Check, DonorField};
+use crate::compliance::pack::{Attestation, Check, DonorField, Scope};
 use crate::compliance::{Declaration, RulePack};
 use crate::money::{Currency, Money};
 use crate::provider::stripe::objects::{Address, Payer};
@@ -39,8 +39,8 @@ pub struct FormSpec {
     pub citizens_of: Option<String>,
     pub employer_and_occupation: bool,
     pub attestations: Vec<Attestation>,
-    /// The tightest per-person cap, for the notice.
-    pub cap: Option<Money>,
+    /// The tightest per-person cap and what it adds up over, for the notice.
+    pub cap: Option<(Money, Scope)>,
 }
 
 /// The countries offered in the lists, ISO 3166-1 alpha-2 with their names (French,
@@ -106,8 +106,10 @@ impl FormSpec {
                     attestations.insert(Attestation::CitizenOrPermanentResident);
                 }
                 Check::Attestations { required } => attestations.extend(required),
-                Check::Cap { limit, .. } => {
-                    spec.cap = Some(spec.cap.map_or(*limit, |cap| cap.min(*limit)));
+                Check::Cap { limit, scope, .. } => {
+                    if spec.cap.is_none_or(|(cap, _)| *limit < cap) {
+                        spec.cap = Some((*limit, *scope));
+                    }
                 }
                 Check::Itemization { fields, .. } => {
                     spec.employer_and_occupation |= fields.contains(&DonorField::Employer)
@@ -118,7 +120,7 @@ impl FormSpec {
         }
         spec.attestations = attestations.into_iter().collect();
         // No one gift can pass the cap: the form says so before the donor pays.
-        if let Some(cap) = spec.cap {
+        if let Some((cap, _)) = spec.cap {
             spec.maximum = spec.maximum.min(cap);
         }
         spec.suggested

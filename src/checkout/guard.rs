@@ -78,9 +78,18 @@ impl FormKey {
         mac
     }
 
-    /// A token for the form of `campaign`, issued at `now`.
-    pub fn issue(&self, campaign: &str, now: DateTime<Utc>) -> Result<FormToken, GuardError> {
-        let nonce = hex::encode(random_bytes::<16>()?);
+    /// A token for the form of `campaign`, issued at `now`, bound to the browser's nonce
+    /// (`cookie`) when it already has a well-formed one, so two open tabs both stay valid.
+    pub fn issue(
+        &self,
+        campaign: &str,
+        cookie: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<FormToken, GuardError> {
+        let nonce = match cookie {
+            Some(n) if n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()) => n.to_owned(),
+            _ => hex::encode(random_bytes::<16>()?),
+        };
         let issued = now.timestamp().to_string();
         let tag = self.mac(&["form", campaign, &nonce, &issued]).finalize();
         Ok(FormToken {
@@ -215,7 +224,12 @@ mod tests {
     #[test]
     fn a_form_token_holds_only_for_its_campaign_nonce_and_lifetime() {
         let key = FormKey::new(None).unwrap();
-        let issued = key.issue("dupont-2027", at(0)).unwrap();
+        let issued = key.issue("dupont-2027", None, at(0)).unwrap();
+        let again = key
+            .issue("dupont-2027", Some(&issued.nonce), at(5))
+            .unwrap();
+        assert_eq!(again.nonce, issued.nonce);
+        assert!(key.check("dupont-2027", &issued.nonce, &again.token, at(60)));
         assert!(key.check("dupont-2027", &issued.nonce, &issued.token, at(60)));
         assert!(!key.check("other", &issued.nonce, &issued.token, at(60)));
         assert!(!key.check("dupont-2027", "00", &issued.token, at(60)));

@@ -230,20 +230,20 @@ impl Checkout {
     }
 
     /// The donor came back without paying: the room goes back and the provider's session
-    /// is closed, so it cannot be paid later. False if the link is forged or the checkout
-    /// already ended.
+    /// is closed, so it cannot be paid later. `None` if the link is forged or names no
+    /// checkout of the campaign; `Some(false)` if the checkout had already ended.
     pub async fn cancel(
         &self,
         campaign: &Campaign,
         reservation: i64,
         signature: &str,
-    ) -> Result<bool, CheckoutError> {
+    ) -> Result<Option<bool>, CheckoutError> {
         let id = reservation.to_string();
         if !self
             .key
             .verify(&["cancel", campaign.slug.as_str(), &id], signature)
         {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(checkout) = self
             .store
@@ -251,7 +251,7 @@ impl Checkout {
             .await?
             .filter(|c| c.campaign_id == campaign.id)
         else {
-            return Ok(false);
+            return Ok(None);
         };
         if let (Some(session), Some(provider)) = (&checkout.checkout_session_id, &self.provider) {
             if checkout.contribution_id.is_none() {
@@ -261,10 +261,11 @@ impl Checkout {
                 }
             }
         }
-        Ok(self
-            .store
-            .release_reservation(reservation, self.now())
-            .await?)
+        Ok(Some(
+            self.store
+                .release_reservation(reservation, self.now())
+                .await?,
+        ))
     }
 
     /// The thanks page's facts for the provider session `session` of `campaign`.

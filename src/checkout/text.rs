@@ -4,7 +4,8 @@
 //! Invariants: every text exists in both languages (one struct, one value per language, so a
 //! missing translation does not compile); the legal texts quote the rule they come from.
 
-use crate::compliance::pack::{Attestation, Check};
+use super::form::FormSpec;
+use crate::compliance::pack::{Attestation, Check, Scope};
 use crate::money::Money;
 
 /// The languages the donor pages speak.
@@ -93,6 +94,47 @@ impl Lang {
             (Lang::En, None) => format!("{sign}{symbol}{grouped}"),
         }
     }
+}
+
+/// The legal notices under the form: the cap, and the tax treatment of the gift.
+pub fn notices(lang: Lang, spec: &FormSpec, campaign: &str) -> Vec<String> {
+    let mut notices = Vec::new();
+    let french = spec.nationality_or_residence.as_deref() == Some("FR");
+    if let Some((cap, scope)) = spec.cap {
+        let cap = lang.money(cap);
+        notices.push(match (lang, scope, french) {
+            (Lang::Fr, Scope::CalendarYear, _) => format!("Les dons d'une même personne physique à un ou plusieurs partis ne peuvent excéder {cap} par an (art. 11-4 de la loi n° 88-227 du 11 mars 1988)."),
+            (Lang::Fr, _, true) => format!("Les dons d'une même personne physique pour le financement de la campagne d'un ou plusieurs candidats lors d'une même élection ne peuvent excéder {cap} (art. L. 52-8 du code électoral)."),
+            (Lang::Fr, _, false) => format!("Une même personne peut donner au plus {cap} par élection à {campaign}."),
+            (Lang::En, Scope::CalendarYear, _) => format!("A person may give at most {cap} a year to one or more French political parties, in all."),
+            (Lang::En, _, true) => format!("A person may give at most {cap} in all to the candidates of one French election (electoral code, art. L. 52-8)."),
+            (Lang::En, _, false) => format!("An individual may give up to {cap} per election to {campaign}; primary and general elections count separately."),
+        });
+    }
+    if french {
+        let example = Money::from_minor(10_000, spec.currency);
+        let cost = example
+            .percentage(super::FRENCH_TAX_REDUCTION)
+            .and_then(|reduction| example.checked_sub(reduction))
+            .unwrap_or(example);
+        notices.push(match lang {
+            Lang::Fr => format!("Votre don ouvre droit à une réduction d'impôt sur le revenu de 66 % de son montant, dans la limite de 20 % du revenu imposable (art. 200 du code général des impôts) : un don de {} vous revient à {}. Le mandataire financier vous adressera un reçu fiscal numéroté.", lang.money(example), lang.money(cost)),
+            Lang::En => format!("Gifts give a French income-tax reduction of 66 % of their amount, up to 20 % of taxable income (tax code, art. 200): a gift of {} costs you {}. The financial agent will send you a numbered tax receipt.", lang.money(example), lang.money(cost)),
+        });
+    }
+    if spec.citizens_of.as_deref() == Some("US") {
+        notices.push(match lang {
+            Lang::Fr => format!("Les dons à {campaign} ne sont pas déductibles de l'impôt fédéral sur le revenu."),
+            Lang::En => format!("Contributions to {campaign} are not deductible as charitable contributions for federal income tax purposes."),
+        });
+    }
+    if spec.employer_and_occupation {
+        notices.push(match lang {
+            Lang::Fr => "La loi fédérale nous impose de tout faire pour recueillir et déclarer le nom, l'adresse postale, la profession et l'employeur des personnes dont les dons dépassent 200 $ par cycle électoral.".to_owned(),
+            Lang::En => "Federal law requires us to use our best efforts to collect and report the name, mailing address, occupation and name of employer of individuals whose contributions exceed $200 in an election cycle.".to_owned(),
+        });
+    }
+    notices
 }
 
 /// Why a gift is refused, by the kind of rule that refused it; `None` for a rule whose own

@@ -192,6 +192,9 @@ impl Running {
             intake: WorkerOptions::default(),
             demo,
             compliance_dir: None,
+            public_url: None,
+            checkout_limits: obole::checkout::guard::CheckoutLimits::unlimited(),
+            form_secret: None,
         };
         Running::start_with(db, settings).await
     }

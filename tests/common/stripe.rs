@@ -63,6 +63,9 @@ pub async fn harness(db: &TestDb) -> Harness {
         intake: fast_retries(),
         demo: false,
         compliance_dir: None,
+        public_url: None,
+        checkout_limits: obole::checkout::guard::CheckoutLimits::unlimited(),
+        form_secret: None,
     };
     let server = Running::start_with(db, settings).await;
     Harness {

@@ -316,7 +316,7 @@ pub(super) async fn create_session(
         "status": "open", "submit_type": field.get("submit_type"), "subscription": null,
         "success_url": success_url,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted", "url": url,
+        "ui_mode": "hosted_page", "url": url,
         "_description": field.get("line_items[0][price_data][product_data][name]"),
     });
     let answer = public(&object);

@@ -189,7 +189,7 @@ impl StripeSim {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let address = listener.local_addr()?;
         let base = format!("http://{address}");
-        self.lock().base_url = Some(base.clone());
+        self.set_base_url(&base);
         let app = self.router();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(base)
@@ -217,6 +217,11 @@ impl StripeSim {
                 post(checkout::expire_session),
             )
             .with_state(self.clone())
+    }
+
+    /// Where the hosted payment pages are served (sessions' `url`).
+    pub fn set_base_url(&self, base: &str) {
+        self.lock().base_url = Some(base.trim_end_matches('/').to_owned());
     }
 
     /// Every API call waits this long before answering (to widen race windows in tests).
@@ -674,7 +679,7 @@ fn session_object(
             "email": gift.email, "name": gift.name, "phone": null, "tax_exempt": "none", "tax_ids": []},
         "livemode": false, "locale": "fr", "metadata": metadata, "mode": "payment",
         "payment_intent": pi, "payment_status": "paid", "status": "complete",
-        "submit_type": "donate", "ui_mode": "hosted", "url": null,
+        "submit_type": "donate", "ui_mode": "hosted_page", "url": null,
     })
 }
 
