@@ -106,10 +106,10 @@ impl FormSpec {
                     attestations.insert(Attestation::CitizenOrPermanentResident);
                 }
                 Check::Attestations { required } => attestations.extend(required),
-                Check::Cap { limit, scope, .. } => {
-                    if spec.cap.is_none_or(|(cap, _)| *limit < cap) {
-                        spec.cap = Some((*limit, *scope));
-                    }
+                Check::Cap { limit, scope, .. }
+                    if spec.cap.is_none_or(|(cap, _)| *limit < cap) =>
+                {
+                    spec.cap = Some((*limit, *scope));
                 }
                 Check::Itemization { fields, .. } => {
                     spec.employer_and_occupation |= fields.contains(&DonorField::Employer)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use obole::app::ServeSettings;
 use obole::campaign::Campaign;
+use obole::checkout::guard::CheckoutLimits;
 use obole::clock::Clock;
 use obole::http::Limits;
 use obole::ids::Slug;
@@ -45,6 +46,11 @@ pub fn fast_retries() -> WorkerOptions {
 }
 
 pub async fn harness(db: &TestDb) -> Harness {
+    harness_with(db, CheckoutLimits::unlimited()).await
+}
+
+/// A harness whose checkout counts attempts against `limits`.
+pub async fn harness_with(db: &TestDb, checkout_limits: CheckoutLimits) -> Harness {
     let campaign = db.campaign(CAMPAIGN).await;
     let sim = StripeSim::new(db.clock.now().timestamp());
     let sim_base = sim.serve().await.unwrap();
@@ -64,7 +70,7 @@ pub async fn harness(db: &TestDb) -> Harness {
         demo: false,
         compliance_dir: None,
         public_url: None,
-        checkout_limits: obole::checkout::guard::CheckoutLimits::unlimited(),
+        checkout_limits,
         form_secret: None,
     };
     let server = Running::start_with(db, settings).await;
