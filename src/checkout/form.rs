@@ -106,9 +106,7 @@ impl FormSpec {
                     attestations.insert(Attestation::CitizenOrPermanentResident);
                 }
                 Check::Attestations { required } => attestations.extend(required),
-                Check::Cap { limit, scope, .. }
-                    if spec.cap.is_none_or(|(cap, _)| *limit < cap) =>
-                {
+                Check::Cap { limit, scope, .. } if spec.cap.is_none_or(|(cap, _)| *limit < cap) => {
                     spec.cap = Some((*limit, *scope));
                 }
                 Check::Itemization { fields, .. } => {

@@ -23,6 +23,7 @@ use obole::store::{Store, StoreOptions};
 use sqlx::{Connection, Executor};
 use tokio::sync::oneshot;
 
+pub mod browser;
 pub mod donor;
 pub mod stripe;
 
