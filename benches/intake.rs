@@ -30,6 +30,11 @@ use obole::provider::stripe::sim::{Gift, SimEvent, StripeSim};
 use obole::provider::stripe::StripeSettings;
 use obole::store::{Store, StoreOptions};
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{millis, per_second, percentile, Rng};
+
 const SECRET: &str = "whsec_bench";
 
 #[derive(Parser)]
@@ -68,36 +73,6 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-}
-
-/// A small deterministic generator (xorshift64*): the same run plays the same load.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// `d` in thousandths, printed with two decimals (seconds as "s.ss"; pass `d * 1000` for ms).
-fn millis(d: Duration) -> String {
-    let m = d.as_millis();
-    format!("{}.{:02}", m / 1000, m % 1000 / 10)
-}
-
-fn per_second(count: usize, over: Duration) -> u128 {
-    count as u128 * 1_000_000 / over.as_micros().max(1)
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
 #[tokio::main]

@@ -1,0 +1,51 @@
+//! What the benchmarks share: a deterministic generator and latency arithmetic.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// A small deterministic generator (xorshift64*): the same run plays the same load.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `d` in thousandths, printed with two decimals (seconds as "s.ss"; pass `d * 1000` for ms).
+pub fn millis(d: Duration) -> String {
+    let m = d.as_millis();
+    format!("{}.{:02}", m / 1000, m % 1000 / 10)
+}
+
+pub fn per_second(count: usize, over: Duration) -> u128 {
+    count as u128 * 1_000_000 / over.as_micros().max(1)
+}
+
+pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// A latency in milliseconds with two decimals ("3.07").
+pub fn ms(d: Duration) -> String {
+    let us = d.as_micros();
+    format!("{}.{:02}", us / 1000, us % 1000 / 10)
+}
+
+/// p50, p99 and the worst of `latencies` (sorted here), in milliseconds.
+pub fn summary(latencies: &mut [Duration]) -> String {
+    latencies.sort();
+    format!(
+        "p50 {} ms  p99 {} ms  max {} ms",
+        ms(percentile(latencies, 50)),
+        ms(percentile(latencies, 99)),
+        ms(latencies.last().copied().unwrap_or_default()),
+    )
+}
