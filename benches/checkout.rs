@@ -65,7 +65,11 @@ async fn open_form(client: &reqwest::Client, url: &str) -> anyhow::Result<(Strin
     let body = page.text().await?;
     let marker = r#"name="form_token" value=""#;
     let start = body.find(marker).map(|i| i + marker.len()).unwrap_or(0);
-    let token = body[start..].split('"').next().unwrap_or_default().to_owned();
+    let token = body[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     Ok((cookie, token))
 }
 
@@ -93,11 +97,7 @@ enum Phase {
 }
 
 /// Runs `requests` of `phase` over `clients`; the latencies and the wall time.
-async fn run(
-    args: &Args,
-    base: &str,
-    phase: Phase,
-) -> anyhow::Result<(Vec<Duration>, Duration)> {
+async fn run(args: &Args, base: &str, phase: Phase) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let interval = (args.rate > 0).then(|| Duration::from_secs(1) / args.rate as u32);
@@ -194,7 +194,11 @@ async fn main() -> anyhow::Result<()> {
         let (mut latencies, took) = run(&args, &base, phase).await?;
         println!(
             "{:<7} {:>6} requests in {:>6.2?}  {:>6}/s  {}",
-            if phase == Phase::Render { "render" } else { "submit" },
+            if phase == Phase::Render {
+                "render"
+            } else {
+                "submit"
+            },
             latencies.len(),
             took,
             per_second(latencies.len(), took),

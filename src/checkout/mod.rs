@@ -7,7 +7,9 @@
 //!   ledger history and their other open checkouts, under the person's lock
 //!   (`enforcement::checkout::reserve`), and only a reservation opens a provider session.
 //! - A reservation has at most one provider session, opened with an idempotency key naming
-//!   the reservation; a session that cannot be opened gives its room back at once.
+//!   the reservation, and naming the campaign, the donor and the reservation in the
+//!   metadata of the session and of its payment intent; a session that cannot be opened
+//!   gives its room back at once.
 //! - Cancelling (the donor's "back" link, signed) and expiry (the provider's
 //!   `checkout.session.expired`) give the room back; a payment consumes it. The posting of
 //!   the payment stays the authoritative check either way.
@@ -186,6 +188,12 @@ impl Checkout {
         };
         let slug = campaign.slug.as_str();
         let id = reservation.to_string();
+        let donor = self
+            .store
+            .checkout(CheckoutKey::Reservation(reservation))
+            .await?
+            .map(|c| c.donor_id.to_string())
+            .unwrap_or_default();
         let signature = self.key.sign(&["cancel", slug, &id]);
         let session = NewCheckoutSession {
             amount: gift.amount.minor(),
@@ -193,6 +201,7 @@ impl Checkout {
             description: format!("{} {}", lang.words().gift, campaign.name),
             metadata: [
                 ("campaign".to_owned(), slug.to_owned()),
+                ("donor".to_owned(), donor),
                 ("reservation".to_owned(), id.clone()),
             ]
             .into(),

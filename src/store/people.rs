@@ -77,6 +77,7 @@ pub struct ReservationFacts {
 pub struct CheckoutFacts {
     pub reservation_id: i64,
     pub campaign_id: crate::ids::CampaignId,
+    pub donor_id: i64,
     pub amount: Money,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -96,8 +97,9 @@ pub enum CheckoutKey<'a> {
 }
 
 /// The columns [`CheckoutFacts`] is read from, in its field order.
-pub(crate) const CHECKOUT_COLUMNS: &str = "SELECT id, campaign_id, amount, currency, created_at,
-        expires_at, released_at, contribution_id, checkout_session_id FROM reservations";
+pub(crate) const CHECKOUT_COLUMNS: &str = "SELECT id, campaign_id, donor_id, amount, currency,
+        created_at, expires_at, released_at, contribution_id, checkout_session_id
+     FROM reservations";
 
 /// A stored decision, for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]

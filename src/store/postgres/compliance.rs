@@ -855,6 +855,7 @@ impl PgStore {
                 i64,
                 i64,
                 i64,
+                i64,
                 String,
                 DateTime<Utc>,
                 DateTime<Utc>,
@@ -872,6 +873,7 @@ impl PgStore {
             |(
                 id,
                 campaign,
+                donor,
                 amount,
                 currency,
                 created,
@@ -883,6 +885,7 @@ impl PgStore {
                 Ok(CheckoutFacts {
                     reservation_id: id,
                     campaign_id: CampaignId(campaign),
+                    donor_id: donor,
                     amount: Money::from_minor(amount, currency_of(&currency)?),
                     created_at: created,
                     expires_at: expires,

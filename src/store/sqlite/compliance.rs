@@ -636,6 +636,7 @@ impl SqliteStore {
                 i64,
                 i64,
                 i64,
+                i64,
                 String,
                 i64,
                 i64,
@@ -653,6 +654,7 @@ impl SqliteStore {
             |(
                 id,
                 campaign,
+                donor,
                 amount,
                 currency,
                 created,
@@ -664,6 +666,7 @@ impl SqliteStore {
                 Ok(CheckoutFacts {
                     reservation_id: id,
                     campaign_id: CampaignId(campaign),
+                    donor_id: donor,
                     amount: Money::from_minor(amount, currency_of(&currency)?),
                     created_at: time(created)?,
                     expires_at: time(expires)?,
