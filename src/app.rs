@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::checkout::guard::{CheckoutLimits, FormKey};
 use crate::checkout::Checkout;
@@ -85,9 +85,8 @@ impl App {
                 .context("seeding the demo campaign")?;
             tracing::info!(campaign = %campaign.slug, "demo campaign ready");
         }
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("listening on {}", settings.listen))?;
+        let listener =
+            listen(settings.listen).with_context(|| format!("listening on {}", settings.listen))?;
         let local = listener.local_addr()?;
         // The demo provider calls back on loopback, whatever address is listened on.
         let loopback = SocketAddr::from(([127, 0, 0, 1], local.port()));
@@ -206,6 +205,19 @@ impl App {
         tracing::info!("stopped");
         Ok(served?)
     }
+}
+
+/// A listener whose accept queue holds a burst of new connections (a campaign's email going
+/// out brings hundreds at once): the standard library's default of 128 drops the rest, and
+/// each dropped donor waits a second for their SYN to be sent again.
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(4096)
 }
 
 /// Where Stripe serves hosted Checkout pages (the checkout form leads there).
