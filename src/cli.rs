@@ -82,8 +82,8 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
-    /// A report as of a date (summary, trial-balance, exceptions), as JSON or CSV, with the
-    /// seal that covers it.
+    /// A report as of a date (summary, donors, trial-balance, exceptions), as JSON or CSV,
+    /// with the seal that covers it.
     Report(ReportArgs),
     /// API tokens: create one (printed once; only its hash is kept).
     #[command(subcommand)]
@@ -265,6 +265,8 @@ pub struct ReportArgs {
 pub enum ReportKind {
     /// Gross, refunds, chargebacks, net, fees, gifts, donors, where the money is.
     Summary,
+    /// The donor register: each person, each gift, aggregates, itemization, receipts.
+    Donors,
     /// Every account's debit or credit balance.
     TrialBalance,
     /// What the treasurer must act on: money owed back, held gifts, parked events.
@@ -497,6 +499,7 @@ async fn command(
             };
             let kind = match args.kind {
                 ReportKind::Summary => crate::reports::Kind::Summary,
+                ReportKind::Donors => crate::reports::Kind::Donors,
                 ReportKind::TrialBalance => crate::reports::Kind::TrialBalance,
                 ReportKind::Exceptions => crate::reports::Kind::Exceptions,
             };
@@ -504,7 +507,6 @@ async fn command(
                 ReportFormat::Json => crate::reports::Format::Json,
                 ReportFormat::Csv => crate::reports::Format::Csv,
             };
-            let mut text = crate::reports::render(store, &campaign, kind, as_of, format).await?;
             let access = crate::access::ReportAccess {
                 campaign_id: campaign.id,
                 token_id: None,
@@ -514,14 +516,13 @@ async fn command(
                 format: format.as_str(),
             };
             store.log_report(&access, clock.now()).await?;
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            match &args.output {
-                Some(path) => std::fs::write(path, text)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{text}"),
-            }
+            let request = crate::reports::Request {
+                kind,
+                as_of,
+                format,
+                view: crate::reports::View::Full,
+            };
+            write_report(store, packs, &campaign, request, args.output.as_deref()).await?;
         }
         Command::Token(TokenCommand::Create { campaign, role }) => {
             let campaign = find_campaign(store, &campaign).await?;
@@ -677,6 +678,49 @@ fn print_campaigns(campaigns: &[Campaign]) {
             c.name
         );
     }
+}
+
+/// Streams a report to `output` (written beside it, then renamed: a failed report never
+/// leaves a truncated file behind) or to standard output.
+async fn write_report(
+    store: &Store,
+    packs: &crate::compliance::Packs,
+    campaign: &crate::campaign::Campaign,
+    request: crate::reports::Request,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let partial = output.map(|path| path.with_extension("partial"));
+    let mut sink: Box<dyn Write> = match &partial {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout()),
+    };
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<String>(8);
+    let drain = async {
+        let mut ends_a_line = true;
+        while let Some(chunk) = chunks.recv().await {
+            sink.write_all(chunk.as_bytes())?;
+            if let Some(last) = chunk.chars().last() {
+                ends_a_line = last == '\n';
+            }
+        }
+        if !ends_a_line {
+            sink.write_all(b"\n")?;
+        }
+        sink.flush()
+    };
+    let (written, drained) = tokio::join!(
+        crate::reports::write(store, packs, campaign, request, out),
+        drain
+    );
+    written?;
+    drained.context("writing the report")?;
+    if let (Some(partial), Some(path)) = (&partial, output) {
+        std::fs::rename(partial, path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn find_campaign(store: &Store, slug: &str) -> anyhow::Result<Campaign> {

@@ -1,11 +1,14 @@
-//! The `summary` report on a seeded campaign, on both stores: the as-of boundary, what is
-//! owed back left out of "raised", persons counted once, CSV, the API's access rules, and a
-//! seal that `obole verify` accepts.
+//! Reports on seeded campaigns, on both stores: the as-of boundary in the campaign's time zone,
+//! what is owed back left out of "raised", later refunds leaving earlier reports alone,
+//! persons counted once across cards and emails, the donor register in a CSV parser, the API's
+//! access rules and an auditor's masked view, and a seal that `obole verify` accepts.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use common::stripe::harness;
 use common::{stderr, stdout, TestDb};
+use obole::provider::stripe::sim::Gift;
 
 fn cheque(db: &TestDb, amount: &str, received: &str, reference: &str, name: &str) {
     let out = db.obole(&[
@@ -207,7 +210,194 @@ async fn the_report_api_opens_to_the_campaigns_treasurer_and_auditor_only(db: &T
     server.shutdown().await;
 }
 
+/// `obole report KIND --campaign printemps-2026 --as-of AS_OF --format FORMAT`, its output.
+fn report(db: &TestDb, kind: &str, as_of: &str, format: &str) -> String {
+    let out = db.obole(&[
+        "report",
+        kind,
+        "--campaign",
+        "printemps-2026",
+        "--as-of",
+        as_of,
+        "--format",
+        format,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Unix seconds of an RFC 3339 instant.
+fn unix(instant: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(instant)
+        .unwrap()
+        .timestamp()
+}
+
+async fn the_register_and_the_day_boundary_follow_paris_time(db: &TestDb) {
+    let h = harness(db).await;
+    let card_x = |g: Gift| Gift {
+        card_fingerprint: "fp_card_x".into(),
+        ..g
+    };
+    let give = |at: &str, gift: Gift| {
+        h.sim.set_clock(unix(at));
+        h.sim.donate(&gift)
+    };
+    // One person: email 1 with card X, email 2 with card X, email 2 with card Y. Paris is on
+    // summer time (UTC+2) from 28 March 2027: 21:30Z is 23:30 on 31 March, 22:10Z is 00:10 on
+    // 1 April.
+    let first = give(
+        "2027-03-31T21:30:00Z",
+        card_x(Gift::new(10_000, "printemps-2026", "marie@example.fr")),
+    );
+    let second = give(
+        "2027-03-31T21:40:00Z",
+        card_x(Gift::new(5_000, "printemps-2026", "m.dupont@example.org")),
+    );
+    let third = give(
+        "2027-03-31T22:10:00Z",
+        Gift {
+            card_fingerprint: "fp_card_y".into(),
+            ..Gift::new(3_000, "printemps-2026", "m.dupont@example.org")
+        },
+    );
+    let other = give(
+        "2027-03-31T10:00:00Z",
+        Gift {
+            name: "Inès Faure".into(),
+            ..Gift::new(2_000, "printemps-2026", "ines@example.fr")
+        },
+    );
+    for donation in [&first, &second, &third, &other] {
+        h.deliver(db, &donation.events).await;
+    }
+    h.settle(db).await;
+    // A refund on 5 April.
+    h.sim.set_clock(unix("2027-04-05T09:00:00Z"));
+    let (_, refunded) = h.sim.refund(&first.charge, 2_000);
+    h.deliver(db, &refunded).await;
+    h.settle(db).await;
+
+    let march = json(&report(db, "summary", "2027-03-31", "json"));
+    assert_eq!(march["as_of"], "2027-03-31T21:59:59Z");
+    assert_eq!(
+        march["gross"], "170.00",
+        "23:30 on 31 March is in, 00:10 on 1 April is not"
+    );
+    assert_eq!(march["contributions"], 3);
+    assert_eq!(march["donors"], 2);
+    assert_eq!(
+        march["refunded"], "0.00",
+        "April's refund leaves March alone"
+    );
+    let april = json(&report(db, "summary", "2027-04-01", "json"));
+    assert_eq!(april["gross"], "200.00");
+    assert_eq!(
+        april["donors"], 2,
+        "three gifts, two emails, two cards: one person"
+    );
+    assert_eq!(april["refunded"], "0.00");
+    let later = json(&report(db, "summary", "2027-04-30", "json"));
+    assert_eq!(later["refunded"], "20.00");
+    assert_eq!(later["net"], "180.00");
+
+    // The register as of 31 March, in a CSV parser: the CNCCFP's columns, one row per gift,
+    // the person's two gifts added up, then the seal's row.
+    let text = report(db, "donors", "2027-03-31", "csv");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    for column in [
+        "numero_recu",
+        "date_don",
+        "nom",
+        "prenom",
+        "montant_verse",
+        "cumul_election",
+        "reduction_impot_66",
+        "donateur",
+    ] {
+        assert!(
+            headers.iter().any(|h| h == column),
+            "{column} in {headers:?}"
+        );
+    }
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    let cell = |row: &csv::StringRecord, name: &str| {
+        row[headers.iter().position(|h| h == name).unwrap()].to_owned()
+    };
+    let marie: Vec<&csv::StringRecord> =
+        rows.iter().filter(|r| cell(r, "nom") == "Dupont").collect();
+    assert_eq!(marie.len(), 2);
+    assert_eq!(cell(marie[0], "donateur"), cell(marie[1], "donateur"));
+    assert_eq!(cell(marie[0], "date_don"), "2027-03-31");
+    assert_eq!(cell(marie[1], "cumul_election"), "150.00");
+    assert_eq!(cell(marie[0], "reduction_impot_66"), "66.00");
+    assert!(cell(marie[0], "numero_recu").starts_with("PRINTEMPS-2026-"));
+    assert_eq!(cell(&rows[3], "numero_recu"), "#seal");
+
+    // As of the end of April, in JSON: one person, three gifts, the refund netted.
+    let register = json(&report(db, "donors", "2027-04-30", "json"));
+    let persons = register["donors"].as_array().unwrap();
+    assert_eq!(persons.len(), 2);
+    let marie = persons
+        .iter()
+        .find(|p| p["gifts"].as_array().unwrap().len() == 3)
+        .unwrap();
+    assert_eq!(marie["aggregates"]["test-2027"], "160.00");
+    assert_eq!(marie["gifts"][0]["kept"], "80.00");
+    assert_eq!(register["totals"]["received"], "200.00");
+    assert_eq!(register["totals"]["kept"], "180.00");
+    assert_eq!(register["totals"]["receipts"], 4);
+
+    // Over the API: the treasurer sees the donors, an auditor sees pseudonyms.
+    let token = |role: &str| {
+        let out = db.obole(&[
+            "token",
+            "create",
+            "--campaign",
+            "printemps-2026",
+            "--role",
+            role,
+        ]);
+        stdout(&out).trim().to_owned()
+    };
+    let client = reqwest::Client::new();
+    let url = format!(
+        "{}/api/v1/campaigns/printemps-2026/reports/donors?as_of=2027-04-30&format=csv",
+        h.server.base
+    );
+    let fetch = |token: String| client.get(&url).bearer_auth(token).send();
+    let treasurer = fetch(token("treasurer")).await.unwrap();
+    assert_eq!(treasurer.status(), 200);
+    let full = treasurer.text().await.unwrap();
+    assert!(full.contains("Dupont") && full.contains("#seal"), "{full}");
+    let masked = fetch(token("auditor")).await.unwrap().text().await.unwrap();
+    assert!(
+        !masked.contains("Dupont") && !masked.contains("Lyon"),
+        "{masked}"
+    );
+    assert!(masked.contains(",80.00,"), "amounts stay: {masked}");
+
+    // The seal the register names verifies.
+    db.obole(&["seal"]);
+    let sealed = json(&report(db, "donors", "2027-04-30", "json"));
+    let seal = format!(
+        "{}:{}",
+        sealed["seal"]["sequence"],
+        sealed["seal"]["hash"].as_str().unwrap()
+    );
+    let verify = db.obole(&["verify", "--seal", &seal]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+    h.server.shutdown().await;
+}
+
 on_both_stores!(
     the_summary_counts_what_was_kept_by_the_date_and_each_person_once,
     the_report_api_opens_to_the_campaigns_treasurer_and_auditor_only,
+    the_register_and_the_day_boundary_follow_paris_time,
 );

@@ -1,17 +1,23 @@
 //! `GET /api/v1/campaigns/{slug}/reports/{kind}?as_of=YYYY-MM-DD&format=json|csv`, for a
-//! treasurer's or an auditor's token; `kind` is `summary`, `trial-balance` or `exceptions`.
-//! Every report served is written to the access log before it is sent.
+//! treasurer's or an auditor's token; `kind` is `summary`, `donors`, `trial-balance` or
+//! `exceptions`. Every report served is written to the access log before it is sent. An
+//! auditor's donor register is masked. Reports stream: a failure before the first byte is a
+//! 503; a failure after it aborts the body, so a truncated export is never taken for a whole
+//! one (and a whole one ends with its seal).
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::auth::authorize;
 use super::{ApiError, AppState};
 use crate::access::{ReportAccess, Role};
 use crate::clock::parse_as_of;
-use crate::reports;
+use crate::reports::{self, Request, View};
+use crate::store::StoreError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,9 +43,6 @@ pub async fn report(
             .map_err(|e| ApiError::BadRequest(format!("as_of: {e}")))?,
         None => state.clock.now(),
     };
-    let body = reports::render(&state.store, &campaign, kind, as_of, format)
-        .await
-        .map_err(ApiError::Unavailable)?;
     let access = ReportAccess {
         campaign_id: campaign.id,
         token_id: Some(grant.token_id),
@@ -53,10 +56,58 @@ pub async fn report(
         .log_report(&access, state.clock.now())
         .await
         .map_err(ApiError::Unavailable)?;
-    let content_type = format.content_type();
-    let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let request = Request {
+        kind,
+        as_of,
+        format,
+        view: match grant.role {
+            Role::Treasurer => View::Full,
+            Role::Auditor => View::Masked,
+        },
+    };
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<String>(8);
+    let (store, packs) = (state.store.clone(), state.packs.clone());
+    let mut writer = Some(tokio::spawn(async move {
+        reports::write(&store, &packs, &campaign, request, out).await
+    }));
+    let first = match chunks.recv().await {
+        Some(chunk) => chunk,
+        None => {
+            finished(writer.take())
+                .await
+                .map_err(ApiError::Unavailable)?;
+            String::new()
+        }
+    };
+    let rest = futures_util::stream::unfold((chunks, writer), |(mut chunks, writer)| async move {
+        match chunks.recv().await {
+            Some(chunk) => Some((Ok(chunk), (chunks, writer))),
+            None => match finished(writer).await {
+                Ok(()) => None,
+                Err(error) => {
+                    tracing::error!(%error, "report failed while streaming");
+                    Some((Err(std::io::Error::other(error)), (chunks, None)))
+                }
+            },
+        }
+    });
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(first)]).chain(rest);
+    let mut response = Body::from_stream(body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     Ok(response)
+}
+
+/// How the report's writer ended (`Ok` if it had already been waited for).
+async fn finished(
+    writer: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+) -> Result<(), StoreError> {
+    match writer {
+        Some(handle) => handle
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the report's writer stopped: {e}")))?,
+        None => Ok(()),
+    }
 }

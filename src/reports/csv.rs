@@ -12,6 +12,17 @@ pub fn row<S: AsRef<str>>(fields: &[S]) -> String {
     line
 }
 
+/// Text someone typed (a donor's name, an address), made safe for a spreadsheet: a cell that
+/// would start with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to Excel or
+/// LibreOffice, so it is prefixed with `'` (OWASP's advice against CSV injection).
+pub fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
+}
+
 fn field(text: &str) -> String {
     if text.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -28,5 +39,12 @@ mod tests {
             super::row(&["a", "b,c", "say \"hi\"", "two\nlines"]),
             "a,\"b,c\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n"
         );
+    }
+
+    #[test]
+    fn typed_text_never_starts_a_formula() {
+        assert_eq!(super::text("=1+1"), "'=1+1");
+        assert_eq!(super::text("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::text("Jeanne = Marie"), "Jeanne = Marie");
     }
 }

@@ -5,9 +5,12 @@
 //! Invariants: a report is a pure function of what the store read as of its instant (the
 //! end of a day in the campaign's time zone, or an exact instant); amounts are exact decimal
 //! strings in the campaign's currency; every report names the seal that covered the books
-//! when it was read, and how many entries were not sealed yet.
+//! when it was read, and how many entries were not sealed yet. Reports that grow with the
+//! campaign (the donor register) are written a page at a time into a bounded channel, so
+//! memory stays bounded whatever their size and a slow reader slows the reading down.
 
 mod csv;
+pub mod donors;
 pub mod exceptions;
 pub mod summary;
 pub mod trial_balance;
@@ -17,15 +20,19 @@ pub use summary::{GiftFigure, Summary};
 pub use trial_balance::TrialBalance;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
 
 use crate::campaign::Campaign;
+use crate::compliance::Packs;
 use crate::intake::InboxStatus;
 use crate::store::{Store, StoreError};
+pub use donors::View;
 
 /// The reports Obole serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Summary,
+    Donors,
     TrialBalance,
     Exceptions,
 }
@@ -35,6 +42,7 @@ impl Kind {
     pub fn parse(name: &str) -> Option<Kind> {
         Some(match name {
             "summary" => Kind::Summary,
+            "donors" => Kind::Donors,
             "trial-balance" => Kind::TrialBalance,
             "exceptions" => Kind::Exceptions,
             _ => return None,
@@ -44,6 +52,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Summary => "summary",
+            Kind::Donors => "donors",
             Kind::TrialBalance => "trial-balance",
             Kind::Exceptions => "exceptions",
         }
@@ -80,22 +89,59 @@ impl Format {
     }
 }
 
-/// A report of `campaign` as of `as_of`, rendered. The seal is read first: it covers at least
-/// every entry sealed before the figures were read.
+/// Which report, as of when, in which format, for whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub kind: Kind,
+    pub as_of: DateTime<Utc>,
+    pub format: Format,
+    pub view: View,
+}
+
+/// Persons per page of the donor register.
+const REGISTER_PAGE: i64 = 1_000;
+
+/// A report of `campaign`, whole (for small reports and tests; exports stream with [`write`]).
 pub async fn render(
     store: &Store,
+    packs: &Packs,
     campaign: &Campaign,
-    kind: Kind,
-    as_of: DateTime<Utc>,
-    format: Format,
+    request: Request,
 ) -> Result<String, StoreError> {
+    let (out, mut chunks) = mpsc::channel::<String>(8);
+    let mut text = String::new();
+    let collect = async {
+        while let Some(chunk) = chunks.recv().await {
+            text.push_str(&chunk);
+        }
+    };
+    let (written, ()) = tokio::join!(write(store, packs, campaign, request, out), collect);
+    written.map(|()| text)
+}
+
+/// Writes a report of `campaign` to `out`, in chunks. The seal is read first: it covers at
+/// least every entry sealed before the figures were read. Stops early, without error, when
+/// the reader has gone.
+pub async fn write(
+    store: &Store,
+    packs: &Packs,
+    campaign: &Campaign,
+    request: Request,
+    out: mpsc::Sender<String>,
+) -> Result<(), StoreError> {
+    let Request {
+        kind,
+        as_of,
+        format,
+        view,
+    } = request;
     let seal = store.seal_status().await?;
     let corrupt = |e: crate::money::MoneyError| {
         StoreError::Corrupt(format!("report of {}: {e}", campaign.slug))
     };
     let json =
         |value: serde_json::Result<String>| value.map_err(|e| StoreError::Corrupt(e.to_string()));
-    Ok(match kind {
+    let whole = match kind {
         Kind::Summary => {
             let balances = store.balances(campaign.id, as_of).await?;
             let gifts = store.kept_gifts(campaign.id, as_of).await?;
@@ -106,6 +152,34 @@ pub async fn render(
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
                 Format::Csv => report.to_csv(),
             }
+        }
+        Kind::Donors => {
+            let pack = packs.get(&campaign.rule_pack).ok_or_else(|| {
+                StoreError::Corrupt(format!("rule pack {} is not loaded", campaign.rule_pack))
+            })?;
+            let mut register = donors::Register::new(campaign, pack, view, format, as_of);
+            if out
+                .send(register.header(seal.head, seal.unsealed))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            let mut after = 0;
+            loop {
+                let page = store
+                    .register_page(campaign.id, as_of, after, REGISTER_PAGE)
+                    .await?;
+                let Some(through) = page.through_person else {
+                    break;
+                };
+                after = through;
+                let chunk = register.page(&page.gifts).map_err(corrupt)?;
+                if out.send(chunk).await.is_err() {
+                    return Ok(());
+                }
+            }
+            register.footer(seal.head, seal.unsealed)
         }
         Kind::TrialBalance => {
             let balances = store.balances(campaign.id, as_of).await?;
@@ -139,5 +213,8 @@ pub async fn render(
                 Format::Csv => report.to_csv(),
             }
         }
-    })
+    };
+    // A reader that has gone needs nothing more.
+    let _ = out.send(whole).await;
+    Ok(())
 }

@@ -370,6 +370,47 @@ fn net_contribution(
     })
 }
 
+/// The donor register's columns, for the gifts of a page of persons (the dialects add
+/// `paid_at`, the page's persons and the instant).
+const REGISTER_COLUMNS: &str = "SELECT d.person_id, c.id, d.name, d.email, d.line1, d.line2,
+        d.postal_code, d.city, d.state, d.country, c.method, c.election, c.declared, c.amount,
+        c.currency";
+
+/// Reads a register row of `REGISTER_COLUMNS`, then the net kept (column 15); `paid_at` is
+/// read by the dialect.
+fn register_gift<R: sqlx::Row>(
+    row: &R,
+    paid_at: DateTime<Utc>,
+) -> Result<crate::reports::donors::RegisterGift, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let currency = currency_of(&row.try_get::<String, _>(14)?)?;
+    Ok(crate::reports::donors::RegisterGift {
+        person_id: row.try_get(0)?,
+        contribution_id: row.try_get(1)?,
+        donor: crate::reports::donors::DonorDetails {
+            name: row.try_get(2)?,
+            email: row.try_get(3)?,
+            line1: row.try_get(4)?,
+            line2: row.try_get(5)?,
+            postal_code: row.try_get(6)?,
+            city: row.try_get(7)?,
+            state: row.try_get(8)?,
+            country: row.try_get(9)?,
+        },
+        paid_at,
+        method: row.try_get(10)?,
+        election: row.try_get(11)?,
+        declared: row.try_get(12)?,
+        amount: Money::from_minor(row.try_get(13)?, currency),
+        kept: Money::from_minor(row.try_get(15)?, currency),
+    })
+}
+
 const CONTRIBUTION_COLUMNS: &str =
     "SELECT c.id, c.campaign_id, c.donor_id, d.name, d.email, c.charge_id,
         c.checkout_session_id, c.amount, c.currency, c.paid_at, c.card_country, c.card_fingerprint,
@@ -661,6 +702,19 @@ impl Store {
         events: &[NewInboxEvent],
     ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
         dispatch!(self, s => s.record_stripe_events(events).await)
+    }
+
+    /// A page of the donor register: every gift paid to `campaign` by `as_of` and posted by
+    /// then, of the first `persons` persons after `after_person` (in person order, each
+    /// person's gifts in the order paid), each with what the books kept of it by `as_of`.
+    pub async fn register_page(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        after_person: i64,
+        persons: i64,
+    ) -> Result<crate::reports::donors::RegisterPage, StoreError> {
+        dispatch!(self, s => s.register_page(campaign, as_of, after_person, persons).await)
     }
 
     /// The contributions of `donors` paid by `as_of`, each net of the refunds and chargebacks

@@ -16,9 +16,9 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{
     account_balance, assemble, attach_seals, batch_key, check_contribution_campaign, currency_of,
-    extend_chain, inbox_status, net_contribution, resolve_skipped, rollup_rows, settlement_columns,
-    Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
-    CONTRIBUTION_COLUMNS, NET_GIFT_ACCOUNTS,
+    extend_chain, inbox_status, net_contribution, register_gift, resolve_skipped, rollup_rows,
+    settlement_columns, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError,
+    StoreOptions, CONTRIBUTION_COLUMNS, NET_GIFT_ACCOUNTS, REGISTER_COLUMNS,
 };
 use crate::store::NewDonor;
 
@@ -36,6 +36,7 @@ use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
+use crate::reports::donors::RegisterPage;
 use crate::reports::GiftFigure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -454,6 +455,54 @@ impl PgStore {
                 })
             })
             .collect())
+    }
+
+    pub async fn register_page(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        after_person: i64,
+        persons: i64,
+    ) -> Result<RegisterPage, StoreError> {
+        let page: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT person_id FROM donors WHERE campaign_id = $1 AND person_id > $2
+             ORDER BY person_id LIMIT $3",
+        )
+        .bind(campaign.0)
+        .bind(after_person)
+        .bind(persons)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(&through) = page.last() else {
+            return Ok(RegisterPage::default());
+        };
+        let rows = sqlx::query(&format!(
+            "{REGISTER_COLUMNS},
+                    coalesce((SELECT -sum(p.amount)::int8 FROM entries e
+                              JOIN postings p ON p.entry_id = e.id
+                              JOIN accounts a ON a.id = p.account_id
+                              WHERE e.contribution_id = c.id AND p.effective_at <= $2
+                                AND a.name IN {NET_GIFT_ACCOUNTS}), 0),
+                    c.paid_at
+             FROM donors d JOIN contributions c ON c.donor_id = d.id
+             WHERE d.campaign_id = $1 AND d.person_id = ANY($3) AND c.campaign_id = $1
+               AND c.paid_at <= $2
+               AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= $2)
+             ORDER BY d.person_id, c.paid_at, c.id"
+        ))
+        .bind(campaign.0)
+        .bind(as_of)
+        .bind(&page)
+        .fetch_all(&self.pool)
+        .await?;
+        let gifts = rows
+            .iter()
+            .map(|row| register_gift(row, row.try_get(16)?))
+            .collect::<Result<_, _>>()?;
+        Ok(RegisterPage {
+            gifts,
+            through_person: Some(through),
+        })
     }
 
     pub async fn net_contributions(

@@ -225,6 +225,11 @@ impl StripeSim {
     }
 
     /// Every API call waits this long before answering (to widen race windows in tests).
+    /// Moves the account's clock to `now` (Unix seconds): what happens next happens then.
+    pub fn set_clock(&self, now: i64) {
+        self.lock().now = now;
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
     }
