@@ -82,8 +82,8 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
-    /// A report as of a date (summary, donors, trial-balance, exceptions), as JSON or CSV,
-    /// with the seal that covers it.
+    /// A report as of a date (summary, donors, trial-balance, exceptions), as JSON, CSV or
+    /// PDF, with the seal that covers it.
     Report(ReportArgs),
     /// API tokens: create one (printed once; only its hash is kept).
     #[command(subcommand)]
@@ -277,6 +277,7 @@ pub enum ReportKind {
 pub enum ReportFormat {
     Json,
     Csv,
+    Pdf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,6 +507,7 @@ async fn command(
             let format = match args.format {
                 ReportFormat::Json => crate::reports::Format::Json,
                 ReportFormat::Csv => crate::reports::Format::Csv,
+                ReportFormat::Pdf => crate::reports::Format::Pdf,
             };
             let access = crate::access::ReportAccess {
                 campaign_id: campaign.id,
@@ -697,16 +699,18 @@ async fn write_report(
         )),
         None => Box::new(std::io::stdout()),
     };
-    let (out, mut chunks) = tokio::sync::mpsc::channel::<String>(8);
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    // Text ends with a line break (a terminal's prompt starts on its own line); a PDF as is.
+    let text = request.format != crate::reports::Format::Pdf;
     let drain = async {
         let mut ends_a_line = true;
         while let Some(chunk) = chunks.recv().await {
-            sink.write_all(chunk.as_bytes())?;
-            if let Some(last) = chunk.chars().last() {
-                ends_a_line = last == '\n';
+            sink.write_all(&chunk)?;
+            if let Some(last) = chunk.last() {
+                ends_a_line = *last == b'\n';
             }
         }
-        if !ends_a_line {
+        if text && !ends_a_line {
             sink.write_all(b"\n")?;
         }
         sink.flush()

@@ -40,6 +40,32 @@ fn cheque(db: &TestDb, amount: &str, received: &str, reference: &str, name: &str
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
+/// `obole report KIND --format pdf --output FILE`, read back by poppler's `pdftotext`.
+fn pdf_text(db: &TestDb, kind: &str, campaign: &str, as_of: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    let out = db.obole(&[
+        "report",
+        kind,
+        "--campaign",
+        campaign,
+        "--as-of",
+        as_of,
+        "--format",
+        "pdf",
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(&path).unwrap().starts_with(b"%PDF-"));
+    let text = std::process::Command::new("pdftotext")
+        .args(["-layout", path.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (Debian's poppler-utils; scripts/ensure-test-tools installs it)");
+    assert!(text.status.success());
+    String::from_utf8(text.stdout).unwrap()
+}
+
 fn summary(db: &TestDb, as_of: &str) -> serde_json::Value {
     let out = db.obole(&[
         "report",
@@ -135,6 +161,20 @@ async fn the_summary_counts_what_was_kept_by_the_date_and_each_person_once(db: &
         .contains("cap-per-election"));
     assert!(report("exceptions", "csv").starts_with("kind,reference,amount,due_by,detail\r\nowed,"));
 
+    // The PDF prints the same figures, and the seal on its pages.
+    let printed = pdf_text(db, "summary", "printemps-2027", "2027-03-31");
+    for expected in [
+        "Summary",
+        "as of 2027-03-31 23:59:59 (Europe/Paris)",
+        "gross",
+        "4650.00",
+        "owed_to_donors",
+        "400.00",
+        "Seal ",
+    ] {
+        assert!(printed.contains(expected), "{expected:?} in {printed}");
+    }
+
     // The seal printed on the report verifies.
     db.obole(&["seal"]);
     let sealed = summary(db, "2027-03-31");
@@ -200,8 +240,12 @@ async fn the_report_api_opens_to_the_campaigns_treasurer_and_auditor_only(db: &T
             .status(),
         400
     );
+    let pdf = get(url("?format=pdf"), Some(&auditor)).await.unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
     assert_eq!(
-        get(url("?format=pdf"), Some(&auditor))
+        get(url("?format=xlsx"), Some(&auditor))
             .await
             .unwrap()
             .status(),
@@ -339,6 +383,11 @@ async fn the_register_and_the_day_boundary_follow_paris_time(db: &TestDb) {
     assert_eq!(cell(marie[0], "reduction_impot_66"), "66.00");
     assert!(cell(marie[0], "numero_recu").starts_with("PRINTEMPS-2026-"));
     assert_eq!(cell(&rows[3], "numero_recu"), "#seal");
+
+    let printed = pdf_text(db, "donors", "printemps-2026", "2027-03-31");
+    for expected in ["Donor register", "Dupont", "Faure", "150.00", "Seal "] {
+        assert!(printed.contains(expected), "{expected:?} in {printed}");
+    }
 
     // As of the end of April, in JSON: one person, three gifts, the refund netted.
     let register = json(&report(db, "donors", "2027-04-30", "json"));

@@ -1,4 +1,4 @@
-//! `GET /api/v1/campaigns/{slug}/reports/{kind}?as_of=YYYY-MM-DD&format=json|csv`, for a
+//! `GET /api/v1/campaigns/{slug}/reports/{kind}?as_of=YYYY-MM-DD&format=json|csv|pdf`, for a
 //! treasurer's or an auditor's token; `kind` is `summary`, `donors`, `trial-balance` or
 //! `exceptions`. Every report served is written to the access log before it is sent. An
 //! auditor's donor register is masked. Reports stream: a failure before the first byte is a
@@ -37,7 +37,7 @@ pub async fn report(
         authorize(&state, &headers, &slug, &[Role::Treasurer, Role::Auditor]).await?;
     let kind = reports::Kind::parse(&kind).ok_or(ApiError::NotFound)?;
     let format = reports::Format::parse(query.format.as_deref().unwrap_or("json"))
-        .ok_or_else(|| ApiError::BadRequest("format: use json or csv".into()))?;
+        .ok_or_else(|| ApiError::BadRequest("format: use json, csv or pdf".into()))?;
     let as_of = match &query.as_of {
         Some(text) => parse_as_of(text, campaign.timezone)
             .map_err(|e| ApiError::BadRequest(format!("as_of: {e}")))?,
@@ -65,7 +65,7 @@ pub async fn report(
             Role::Auditor => View::Masked,
         },
     };
-    let (out, mut chunks) = tokio::sync::mpsc::channel::<String>(8);
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
     let (store, packs) = (state.store.clone(), state.packs.clone());
     let mut writer = Some(tokio::spawn(async move {
         reports::write(&store, &packs, &campaign, request, out).await
@@ -76,7 +76,7 @@ pub async fn report(
             finished(writer.take())
                 .await
                 .map_err(ApiError::Unavailable)?;
-            String::new()
+            Vec::new()
         }
     };
     let rest = futures_util::stream::unfold((chunks, writer), |(mut chunks, writer)| async move {

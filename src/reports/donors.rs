@@ -548,6 +548,41 @@ pub const FEC_COLUMNS: &[&str] = &[
     "person",
 ];
 
+/// The columns a printed register keeps (a page holds a dozen; the CSV and JSON hold all).
+pub const PRINTED_COLUMNS: &[&str] = &[
+    "numero_recu",
+    "date_don",
+    "nom",
+    "prenom",
+    "code_postal",
+    "ville",
+    "pays",
+    "mode_de_paiement",
+    "montant_verse",
+    "montant_conserve",
+    "cumul_election",
+    "reduction_impot_66",
+    "contributor_last_name",
+    "contributor_first_name",
+    "contributor_city",
+    "contributor_state",
+    "contributor_zip",
+    "contribution_date",
+    "contribution_amount",
+    "contribution_aggregate",
+    "contributor_employer",
+    "contributor_occupation",
+    "itemization",
+    "person",
+    "name",
+    "country",
+    "date",
+    "method",
+    "amount",
+    "kept",
+    "aggregate",
+];
+
 pub const PLAIN_COLUMNS: &[&str] = &[
     "person",
     "name",

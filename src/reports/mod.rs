@@ -12,6 +12,7 @@
 mod csv;
 pub mod donors;
 pub mod exceptions;
+pub mod pdf;
 pub mod summary;
 pub mod trial_balance;
 
@@ -25,7 +26,7 @@ use tokio::sync::mpsc;
 use crate::campaign::Campaign;
 use crate::compliance::Packs;
 use crate::intake::InboxStatus;
-use crate::store::{Store, StoreError};
+use crate::store::{SealStatus, Store, StoreError};
 pub use donors::View;
 
 /// The reports Obole serves.
@@ -49,6 +50,16 @@ impl Kind {
         })
     }
 
+    /// The heading a printed report carries.
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::Summary => "Summary",
+            Kind::Donors => "Donor register",
+            Kind::TrialBalance => "Trial balance",
+            Kind::Exceptions => "Exceptions",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Summary => "summary",
@@ -63,6 +74,8 @@ impl Kind {
 pub enum Format {
     Json,
     Csv,
+    /// The CSV's table, typeset, with the seal on every page (built whole, not streamed).
+    Pdf,
 }
 
 impl Format {
@@ -70,6 +83,7 @@ impl Format {
         match name {
             "json" => Some(Format::Json),
             "csv" => Some(Format::Csv),
+            "pdf" => Some(Format::Pdf),
             _ => None,
         }
     }
@@ -78,6 +92,7 @@ impl Format {
         match self {
             Format::Json => "json",
             Format::Csv => "csv",
+            Format::Pdf => "pdf",
         }
     }
 
@@ -85,6 +100,7 @@ impl Format {
         match self {
             Format::Json => "application/json",
             Format::Csv => "text/csv; charset=utf-8",
+            Format::Pdf => "application/pdf",
         }
     }
 }
@@ -107,16 +123,12 @@ pub async fn render(
     packs: &Packs,
     campaign: &Campaign,
     request: Request,
-) -> Result<String, StoreError> {
-    let (out, mut chunks) = mpsc::channel::<String>(8);
-    let mut text = String::new();
-    let collect = async {
-        while let Some(chunk) = chunks.recv().await {
-            text.push_str(&chunk);
-        }
-    };
-    let (written, ()) = tokio::join!(write(store, packs, campaign, request, out), collect);
-    written.map(|()| text)
+) -> Result<Vec<u8>, StoreError> {
+    let seal = store.seal_status().await?;
+    if request.format == Format::Pdf {
+        return typeset(store, packs, campaign, request, seal).await;
+    }
+    collect_text(store, packs, campaign, request, seal).await
 }
 
 /// Writes a report of `campaign` to `out`, in chunks. The seal is read first: it covers at
@@ -127,7 +139,137 @@ pub async fn write(
     packs: &Packs,
     campaign: &Campaign,
     request: Request,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Vec<u8>>,
+) -> Result<(), StoreError> {
+    let seal = store.seal_status().await?;
+    if request.format == Format::Pdf {
+        let pdf = typeset(store, packs, campaign, request, seal).await?;
+        let _ = out.send(pdf).await;
+        return Ok(());
+    }
+    write_text(store, packs, campaign, request, seal, out).await
+}
+
+/// The report as PDF, typeset from its CSV.
+async fn typeset(
+    store: &Store,
+    packs: &Packs,
+    campaign: &Campaign,
+    request: Request,
+    seal: SealStatus,
+) -> Result<Vec<u8>, StoreError> {
+    let table = Request {
+        format: Format::Csv,
+        ..request
+    };
+    let csv = collect_text(store, packs, campaign, table, seal).await?;
+    Ok(pdf::render(&pdf_document(campaign, request, &csv, seal)?))
+}
+
+/// A text report's chunks, gathered.
+async fn collect_text(
+    store: &Store,
+    packs: &Packs,
+    campaign: &Campaign,
+    request: Request,
+    seal: SealStatus,
+) -> Result<Vec<u8>, StoreError> {
+    let (out, mut chunks) = mpsc::channel::<Vec<u8>>(8);
+    let mut whole = Vec::new();
+    let gather = async {
+        while let Some(chunk) = chunks.recv().await {
+            whole.extend_from_slice(&chunk);
+        }
+    };
+    let (written, ()) = tokio::join!(
+        write_text(store, packs, campaign, request, seal, out),
+        gather
+    );
+    written.map(|()| whole)
+}
+
+/// The PDF of a report: its CSV's table (the summary's one row turned into
+/// "figure, value" lines), the seal's row moved to every page's footer.
+fn pdf_document(
+    campaign: &Campaign,
+    request: Request,
+    csv_text: &[u8],
+    seal: SealStatus,
+) -> Result<pdf::Document, StoreError> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(csv_text);
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| StoreError::Corrupt(format!("report table: {e}")))?;
+        rows.push(record.iter().map(str::to_owned).collect::<Vec<_>>());
+    }
+    let mut columns = if rows.is_empty() {
+        Vec::new()
+    } else {
+        rows.remove(0)
+    };
+    rows.retain(|row| !matches!(row.first().map(String::as_str), Some("seal" | "#seal")));
+    if request.kind == Kind::Donors {
+        let kept: Vec<bool> = columns
+            .iter()
+            .map(|c| donors::PRINTED_COLUMNS.contains(&c.as_str()))
+            .collect();
+        let keep = |cells: Vec<String>| -> Vec<String> {
+            cells
+                .into_iter()
+                .zip(&kept)
+                .filter_map(|(cell, keep)| keep.then_some(cell))
+                .collect()
+        };
+        rows = rows.into_iter().map(keep).collect();
+        columns = keep(columns);
+    }
+    let (columns, rows) = if request.kind == Kind::Summary && rows.len() == 1 {
+        let row = rows.remove(0);
+        let pairs = columns
+            .into_iter()
+            .zip(row)
+            .map(|(c, v)| vec![c, v])
+            .collect();
+        (vec!["figure".to_owned(), "value".to_owned()], pairs)
+    } else {
+        (columns, rows)
+    };
+    let local = request.as_of.with_timezone(&campaign.timezone);
+    let seal_ref = format!("{}:{}", seal.head.sequence, seal.head.hash.to_hex());
+    Ok(pdf::Document {
+        title: format!("{} — {}", campaign.name, request.kind.title()),
+        subtitle: vec![format!(
+            "{} · {} · as of {} ({}){}",
+            campaign.slug,
+            campaign.currency,
+            local.format("%Y-%m-%d %H:%M:%S"),
+            campaign.timezone.name(),
+            if request.view == View::Masked {
+                " · donor details masked"
+            } else {
+                ""
+            }
+        )],
+        columns,
+        rows,
+        footer: format!(
+            "Seal {seal_ref} ({} entries not yet sealed) · obole verify --seal {seal_ref}",
+            seal.unsealed
+        ),
+    })
+}
+
+/// Writes a text report (JSON or CSV) with the seal already read.
+async fn write_text(
+    store: &Store,
+    packs: &Packs,
+    campaign: &Campaign,
+    request: Request,
+    seal: SealStatus,
+    out: mpsc::Sender<Vec<u8>>,
 ) -> Result<(), StoreError> {
     let Request {
         kind,
@@ -135,7 +277,6 @@ pub async fn write(
         format,
         view,
     } = request;
-    let seal = store.seal_status().await?;
     let corrupt = |e: crate::money::MoneyError| {
         StoreError::Corrupt(format!("report of {}: {e}", campaign.slug))
     };
@@ -150,7 +291,7 @@ pub async fn write(
                     .map_err(corrupt)?;
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
-                Format::Csv => report.to_csv(),
+                Format::Csv | Format::Pdf => report.to_csv(),
             }
         }
         Kind::Donors => {
@@ -159,7 +300,7 @@ pub async fn write(
             })?;
             let mut register = donors::Register::new(campaign, pack, view, format, as_of);
             if out
-                .send(register.header(seal.head, seal.unsealed))
+                .send(register.header(seal.head, seal.unsealed).into_bytes())
                 .await
                 .is_err()
             {
@@ -175,7 +316,7 @@ pub async fn write(
                 };
                 after = through;
                 let chunk = register.page(&page.gifts).map_err(corrupt)?;
-                if out.send(chunk).await.is_err() {
+                if out.send(chunk.into_bytes()).await.is_err() {
                     return Ok(());
                 }
             }
@@ -188,7 +329,7 @@ pub async fn write(
                     .map_err(corrupt)?;
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
-                Format::Csv => report.to_csv(),
+                Format::Csv | Format::Pdf => report.to_csv(),
             }
         }
         Kind::Exceptions => {
@@ -210,11 +351,11 @@ pub async fn write(
             );
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
-                Format::Csv => report.to_csv(),
+                Format::Csv | Format::Pdf => report.to_csv(),
             }
         }
     };
     // A reader that has gone needs nothing more.
-    let _ = out.send(whole).await;
+    let _ = out.send(whole.into_bytes()).await;
     Ok(())
 }
