@@ -82,7 +82,7 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
-    /// A report as of a date (summary, donors, trial-balance, exceptions), as JSON, CSV or
+    /// A report as of a date (summary, donors, trial-balance, journal, exceptions), as JSON, CSV or
     /// PDF, with the seal that covers it.
     Report(ReportArgs),
     /// API tokens: create one (printed once; only its hash is kept).
@@ -269,6 +269,8 @@ pub enum ReportKind {
     Donors,
     /// Every account's debit or credit balance.
     TrialBalance,
+    /// Every entry with its postings (French campaigns: the FEC's columns).
+    Journal,
     /// What the treasurer must act on: money owed back, held gifts, parked events.
     Exceptions,
 }
@@ -502,6 +504,7 @@ async fn command(
                 ReportKind::Summary => crate::reports::Kind::Summary,
                 ReportKind::Donors => crate::reports::Kind::Donors,
                 ReportKind::TrialBalance => crate::reports::Kind::TrialBalance,
+                ReportKind::Journal => crate::reports::Kind::Journal,
                 ReportKind::Exceptions => crate::reports::Kind::Exceptions,
             };
             let format = match args.format {

@@ -403,6 +403,27 @@ async fn the_register_and_the_day_boundary_follow_paris_time(db: &TestDb) {
     assert_eq!(register["totals"]["kept"], "180.00");
     assert_eq!(register["totals"]["receipts"], 4);
 
+    // The journal as of 31 March, as the FEC: the three gifts' entries, balanced, the
+    // income under the French chart's gifts account, nothing of April.
+    let fec = report(db, "journal", "2027-03-31", "csv");
+    let mut reader = csv::Reader::from_reader(fec.as_bytes());
+    assert_eq!(&reader.headers().unwrap()[0], "JournalCode");
+    let lines: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let (seal_row, postings) = lines.split_last().unwrap();
+    assert_eq!(&seal_row[0], "#seal");
+    assert_eq!(&seal_row[11], &seal_row[12], "debits equal credits");
+    let mut income: Vec<&str> = postings
+        .iter()
+        .filter(|r| &r[4] == "754100")
+        .map(|r| &r[12])
+        .collect();
+    income.sort_unstable();
+    assert_eq!(income, ["100,00", "20,00", "50,00"]);
+    assert!(postings.iter().all(|r| r[3].starts_with("202703")), "{fec}");
+    let journal = json(&report(db, "journal", "2027-04-30", "json"));
+    assert_eq!(journal["totals"]["debit"], journal["totals"]["credit"]);
+    assert!(journal["entries"].as_array().unwrap().len() > postings.len() / 3);
+
     // Over the API: the treasurer sees the donors, an auditor sees pseudonyms.
     let token = |role: &str| {
         let out = db.obole(&[

@@ -12,6 +12,7 @@
 mod csv;
 pub mod donors;
 pub mod exceptions;
+pub mod journal;
 pub mod pdf;
 pub mod summary;
 pub mod trial_balance;
@@ -24,7 +25,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::campaign::Campaign;
-use crate::compliance::Packs;
+use crate::compliance::{Packs, RulePack};
 use crate::intake::InboxStatus;
 use crate::store::{SealStatus, Store, StoreError};
 pub use donors::View;
@@ -35,6 +36,7 @@ pub enum Kind {
     Summary,
     Donors,
     TrialBalance,
+    Journal,
     Exceptions,
 }
 
@@ -45,6 +47,7 @@ impl Kind {
             "summary" => Kind::Summary,
             "donors" => Kind::Donors,
             "trial-balance" => Kind::TrialBalance,
+            "journal" => Kind::Journal,
             "exceptions" => Kind::Exceptions,
             _ => return None,
         })
@@ -56,7 +59,17 @@ impl Kind {
             Kind::Summary => "Summary",
             Kind::Donors => "Donor register",
             Kind::TrialBalance => "Trial balance",
+            Kind::Journal => "Journal",
             Kind::Exceptions => "Exceptions",
+        }
+    }
+
+    /// The columns a printed page keeps of a wide report (`None`: all).
+    fn printed_columns(self) -> Option<&'static [&'static str]> {
+        match self {
+            Kind::Donors => Some(donors::PRINTED_COLUMNS),
+            Kind::Journal => Some(journal::PRINTED_COLUMNS),
+            _ => None,
         }
     }
 
@@ -65,6 +78,7 @@ impl Kind {
             Kind::Summary => "summary",
             Kind::Donors => "donors",
             Kind::TrialBalance => "trial-balance",
+            Kind::Journal => "journal",
             Kind::Exceptions => "exceptions",
         }
     }
@@ -116,6 +130,8 @@ pub struct Request {
 
 /// Persons per page of the donor register.
 const REGISTER_PAGE: i64 = 1_000;
+/// Entries per page of the journal.
+const JOURNAL_PAGE: i64 = 2_000;
 
 /// A report of `campaign`, whole (for small reports and tests; exports stream with [`write`]).
 pub async fn render(
@@ -211,10 +227,10 @@ fn pdf_document(
         rows.remove(0)
     };
     rows.retain(|row| !matches!(row.first().map(String::as_str), Some("seal" | "#seal")));
-    if request.kind == Kind::Donors {
+    if let Some(printed) = request.kind.printed_columns() {
         let kept: Vec<bool> = columns
             .iter()
-            .map(|c| donors::PRINTED_COLUMNS.contains(&c.as_str()))
+            .map(|c| printed.contains(&c.as_str()))
             .collect();
         let keep = |cells: Vec<String>| -> Vec<String> {
             cells
@@ -295,15 +311,9 @@ async fn write_text(
             }
         }
         Kind::Donors => {
-            let pack = packs.get(&campaign.rule_pack).ok_or_else(|| {
-                StoreError::Corrupt(format!("rule pack {} is not loaded", campaign.rule_pack))
-            })?;
+            let pack = pack_of(packs, campaign)?;
             let mut register = donors::Register::new(campaign, pack, view, format, as_of);
-            if out
-                .send(register.header(seal.head, seal.unsealed).into_bytes())
-                .await
-                .is_err()
-            {
+            if !send(&out, register.header(seal.head, seal.unsealed)).await {
                 return Ok(());
             }
             let mut after = 0;
@@ -315,12 +325,32 @@ async fn write_text(
                     break;
                 };
                 after = through;
-                let chunk = register.page(&page.gifts).map_err(corrupt)?;
-                if out.send(chunk.into_bytes()).await.is_err() {
+                if !send(&out, register.page(&page.gifts).map_err(corrupt)?).await {
                     return Ok(());
                 }
             }
             register.footer(seal.head, seal.unsealed)
+        }
+        Kind::Journal => {
+            let french = donors::Shape::of(pack_of(packs, campaign)?) == donors::Shape::Cnccfp;
+            let mut journal = journal::Journal::new(campaign, format, as_of, french);
+            if !send(&out, journal.header(seal.head, seal.unsealed)).await {
+                return Ok(());
+            }
+            let mut after = 0;
+            loop {
+                let entries = store
+                    .journal_page(campaign.id, as_of, after, JOURNAL_PAGE)
+                    .await?;
+                let Some(last) = entries.last() else {
+                    break;
+                };
+                after = last.id.0;
+                if !send(&out, journal.page(&entries).map_err(corrupt)?).await {
+                    return Ok(());
+                }
+            }
+            journal.footer(seal.head, seal.unsealed)
         }
         Kind::TrialBalance => {
             let balances = store.balances(campaign.id, as_of).await?;
@@ -356,6 +386,17 @@ async fn write_text(
         }
     };
     // A reader that has gone needs nothing more.
-    let _ = out.send(whole.into_bytes()).await;
+    send(&out, whole).await;
     Ok(())
+}
+
+/// Sends a piece of a text report; false when the reader has gone.
+async fn send(out: &mpsc::Sender<Vec<u8>>, text: String) -> bool {
+    out.send(text.into_bytes()).await.is_ok()
+}
+
+fn pack_of<'p>(packs: &'p Packs, campaign: &Campaign) -> Result<&'p RulePack, StoreError> {
+    packs.get(&campaign.rule_pack).ok_or_else(|| {
+        StoreError::Corrupt(format!("rule pack {} is not loaded", campaign.rule_pack))
+    })
 }

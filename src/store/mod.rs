@@ -704,6 +704,21 @@ impl Store {
         dispatch!(self, s => s.record_stripe_events(events).await)
     }
 
+    /// A page of the journal: the entries of `campaign` effective by `as_of` whose id is
+    /// after `after`, at most `limit`, in id (writing) order.
+    pub async fn journal_page(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let ids = dispatch!(self, s => s.journal_ids(campaign, as_of, after, limit).await)?;
+        let mut entries = dispatch!(self, s => s.entries_by_id(&ids).await)?;
+        entries.sort_by_key(|e| e.id.0);
+        Ok(entries)
+    }
+
     /// A page of the donor register: every gift paid to `campaign` by `as_of` and posted by
     /// then, of the first `persons` persons after `after_person` (in person order, each
     /// person's gifts in the order paid), each with what the books kept of it by `as_of`.

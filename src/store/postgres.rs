@@ -457,6 +457,24 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn journal_ids(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM entries WHERE campaign_id = $1 AND id > $3 AND effective_at <= $2 ORDER BY id LIMIT $4",
+        )
+        .bind(campaign.0)
+        .bind(as_of)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn register_page(
         &self,
         campaign: CampaignId,

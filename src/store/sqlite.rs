@@ -402,6 +402,24 @@ impl SqliteStore {
         Ok(recorded)
     }
 
+    pub async fn journal_ids(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM entries WHERE campaign_id = ?1 AND id > ?3 AND effective_at <= ?2 ORDER BY id LIMIT ?4",
+        )
+        .bind(campaign.0)
+        .bind(unix_micros(as_of))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     pub async fn register_page(
         &self,
         campaign: CampaignId,
