@@ -82,8 +82,8 @@ pub enum Command {
     /// Compare Stripe's balance transactions and payouts with the ledger; exit 3 on any
     /// difference.
     Reconcile(ReconcileArgs),
-    /// A report as of a date (summary, donors, trial-balance, journal, exceptions), as JSON, CSV or
-    /// PDF, with the seal that covers it.
+    /// A report as of a date (summary, donors, trial-balance, journal, reconciliation,
+    /// exceptions), as JSON, CSV or PDF, with the seal that covers it.
     Report(ReportArgs),
     /// API tokens: create one (printed once; only its hash is kept).
     #[command(subcommand)]
@@ -271,6 +271,8 @@ pub enum ReportKind {
     TrialBalance,
     /// Every entry with its postings (French campaigns: the FEC's columns).
     Journal,
+    /// Per payout to the bank: the gifts, fees, refunds and disputes that made it up.
+    Reconciliation,
     /// What the treasurer must act on: money owed back, held gifts, parked events.
     Exceptions,
 }
@@ -505,6 +507,7 @@ async fn command(
                 ReportKind::Donors => crate::reports::Kind::Donors,
                 ReportKind::TrialBalance => crate::reports::Kind::TrialBalance,
                 ReportKind::Journal => crate::reports::Kind::Journal,
+                ReportKind::Reconciliation => crate::reports::Kind::Reconciliation,
                 ReportKind::Exceptions => crate::reports::Kind::Exceptions,
             };
             let format = match args.format {

@@ -320,6 +320,11 @@ async fn the_register_and_the_day_boundary_follow_paris_time(db: &TestDb) {
         h.deliver(db, &donation.events).await;
     }
     h.settle(db).await;
+    // A payout on 2 April, of everything at Stripe; a refund on 5 April.
+    h.sim.set_clock(unix("2027-04-02T06:00:00Z"));
+    let (payout, paid) = h.sim.payout();
+    h.deliver(db, &paid).await;
+    h.settle(db).await;
     // A refund on 5 April.
     h.sim.set_clock(unix("2027-04-05T09:00:00Z"));
     let (_, refunded) = h.sim.refund(&first.charge, 2_000);
@@ -423,6 +428,25 @@ async fn the_register_and_the_day_boundary_follow_paris_time(db: &TestDb) {
     let journal = json(&report(db, "journal", "2027-04-30", "json"));
     assert_eq!(journal["totals"]["debit"], journal["totals"]["credit"]);
     assert!(journal["entries"].as_array().unwrap().len() > postings.len() / 3);
+
+    // The payout is the gifts less Stripe's fees; April's refund waits for the next one.
+    let reconciliation = json(&report(db, "reconciliation", "2027-04-30", "json"));
+    let rows = reconciliation["payouts"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{reconciliation}");
+    assert_eq!(rows[0]["payout"], payout.unwrap().as_str());
+    assert_eq!(rows[0]["gifts"], "200.00");
+    let fees = rust_decimal::Decimal::from_str_exact(rows[0]["fees"].as_str().unwrap()).unwrap();
+    let paid_out =
+        rust_decimal::Decimal::from_str_exact(rows[0]["payout_amount"].as_str().unwrap()).unwrap();
+    assert!(fees > rust_decimal::Decimal::ZERO);
+    assert_eq!(paid_out + fees, rust_decimal::Decimal::new(20_000, 2));
+    assert_eq!(
+        (&rows[0]["closing"], &rows[0]["other"]),
+        (&"0.00".into(), &"0.00".into())
+    );
+    assert_eq!(rows[1]["payout"], "not paid out yet");
+    assert_eq!(rows[1]["refunds"], "20.00");
+    assert_eq!(rows[1]["closing"], "-20.00");
 
     // Over the API: the treasurer sees the donors, an auditor sees pseudonyms.
     let token = |role: &str| {

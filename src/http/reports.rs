@@ -1,6 +1,6 @@
 //! `GET /api/v1/campaigns/{slug}/reports/{kind}?as_of=YYYY-MM-DD&format=json|csv|pdf`, for a
-//! treasurer's or an auditor's token; `kind` is `summary`, `donors`, `trial-balance`, `journal`
-//! or `exceptions`. Every report served is written to the access log before it is sent. An
+//! treasurer's or an auditor's token; `kind` is `summary`, `donors`, `trial-balance`, `journal`,
+//! `reconciliation` or `exceptions`. Every report served is written to the access log before it is sent. An
 //! auditor's donor register is masked. Reports stream: a failure before the first byte is a
 //! 503; a failure after it aborts the body, so a truncated export is never taken for a whole
 //! one (and a whole one ends with its seal).

@@ -14,6 +14,7 @@ pub mod donors;
 pub mod exceptions;
 pub mod journal;
 pub mod pdf;
+pub mod reconciliation;
 pub mod summary;
 pub mod trial_balance;
 
@@ -37,6 +38,7 @@ pub enum Kind {
     Donors,
     TrialBalance,
     Journal,
+    Reconciliation,
     Exceptions,
 }
 
@@ -48,6 +50,7 @@ impl Kind {
             "donors" => Kind::Donors,
             "trial-balance" => Kind::TrialBalance,
             "journal" => Kind::Journal,
+            "reconciliation" => Kind::Reconciliation,
             "exceptions" => Kind::Exceptions,
             _ => return None,
         })
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Donors => "Donor register",
             Kind::TrialBalance => "Trial balance",
             Kind::Journal => "Journal",
+            Kind::Reconciliation => "Payout reconciliation",
             Kind::Exceptions => "Exceptions",
         }
     }
@@ -79,6 +83,7 @@ impl Kind {
             Kind::Donors => "donors",
             Kind::TrialBalance => "trial-balance",
             Kind::Journal => "journal",
+            Kind::Reconciliation => "reconciliation",
             Kind::Exceptions => "exceptions",
         }
     }
@@ -351,6 +356,27 @@ async fn write_text(
                 }
             }
             journal.footer(seal.head, seal.unsealed)
+        }
+        Kind::Reconciliation => {
+            let mut reconciler = reconciliation::Reconciler::new();
+            let mut after = 0;
+            loop {
+                let entries = store
+                    .journal_page(campaign.id, as_of, after, JOURNAL_PAGE)
+                    .await?;
+                let Some(last) = entries.last() else {
+                    break;
+                };
+                after = last.id.0;
+                reconciler.add(&entries).map_err(corrupt)?;
+            }
+            let report = reconciler
+                .finish(campaign, as_of, seal.head, seal.unsealed)
+                .map_err(corrupt)?;
+            match format {
+                Format::Json => json(serde_json::to_string_pretty(&report))?,
+                Format::Csv | Format::Pdf => report.to_csv(),
+            }
         }
         Kind::TrialBalance => {
             let balances = store.balances(campaign.id, as_of).await?;
