@@ -251,6 +251,100 @@ async fn the_report_api_opens_to_the_campaigns_treasurer_and_auditor_only(db: &T
             .status(),
         400
     );
+
+    // The dashboard: a sign-in page, then a session cookie that opens this campaign only.
+    let treasurer = token("printemps-2027", "treasurer");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let board = format!("{}/treasurer/printemps-2027", server.base);
+    let page = browser.get(&board).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"<label for="token">Access token</label>"#));
+    let sign_in = |token: &str| {
+        browser
+            .post(format!("{board}/login"))
+            .form(&[("token", token)])
+            .send()
+    };
+    assert_eq!(sign_in("not-a-token").await.unwrap().status(), 401);
+    assert_eq!(sign_in(&other).await.unwrap().status(), 403);
+    let forged = browser
+        .post(format!("{board}/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("token", treasurer.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a sign-in posted from another site");
+    let signed_in = sign_in(&treasurer).await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let set_cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/treasurer/printemps-2027",
+    ] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let session = set_cookie.split(';').next().unwrap().to_owned();
+    let dashboard = browser
+        .get(format!("{board}?as_of=2027-03-31"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status(), 200);
+    let html = dashboard.text().await.unwrap();
+    for expected in [
+        "100.00 EUR",
+        "<svg",
+        "30/03",
+        "Donor register",
+        "reports/donors?format=pdf",
+        "signed in as treasurer",
+    ] {
+        assert!(html.contains(expected), "{expected:?} in {html}");
+    }
+    let download = |cookie: Option<&str>| {
+        let mut request = browser.get(format!(
+            "{board}/reports/donors?format=csv&as_of=2027-03-31"
+        ));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let csv = download(Some(&session)).await.unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("printemps-2027-donors.csv"));
+    assert!(csv.text().await.unwrap().contains("Girard"));
+    assert_eq!(download(None).await.unwrap().status(), 401);
+    // A cookie edited to name another role no longer opens anything.
+    let edited = session.replace(".treasurer.", ".auditor.");
+    assert_ne!(edited, session);
+    assert_eq!(download(Some(&edited)).await.unwrap().status(), 401);
+    let signed_out = browser
+        .post(format!("{board}/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_out.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
     server.shutdown().await;
 }
 

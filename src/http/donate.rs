@@ -386,7 +386,8 @@ fn choose_lang(asked: Option<&str>, spec: &FormSpec) -> Lang {
     )
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of the request's cookie `name`.
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -622,7 +623,7 @@ fn describe(lang: Lang, problem: &Problem) -> String {
     }
 }
 
-fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
+pub(super) fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
     match rendered {
         Ok(body) => (status, Html(body)).into_response(),
         Err(error) => {

@@ -9,6 +9,7 @@ mod donate;
 mod error;
 mod health;
 mod reports;
+mod treasurer;
 mod webhooks;
 
 use std::sync::Arc;
@@ -142,6 +143,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/api/v1/campaigns/{slug}/reports/{kind}",
             get(reports::report),
         )
+        .route("/treasurer/{slug}", get(treasurer::dashboard))
+        .route("/treasurer/{slug}/login", post(treasurer::sign_in))
+        .route("/treasurer/{slug}/logout", post(treasurer::sign_out))
+        .route("/treasurer/{slug}/reports/{kind}", get(treasurer::download))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
         .layer(middleware::from_fn_with_state(headers, security_headers))

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::auth::authorize;
 use super::{ApiError, AppState};
-use crate::access::{ReportAccess, Role};
+use crate::access::{Grant, ReportAccess, Role};
+use crate::campaign::Campaign;
 use crate::clock::parse_as_of;
 use crate::reports::{self, Request, View};
 use crate::store::StoreError;
@@ -27,6 +28,13 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
+impl ReportQuery {
+    /// The format asked for, as written (default `json`).
+    pub fn format_name(&self) -> &str {
+        self.format.as_deref().unwrap_or("json")
+    }
+}
+
 pub async fn report(
     State(state): State<AppState>,
     Path((slug, kind)): Path<(String, String)>,
@@ -35,7 +43,19 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let (campaign, grant) =
         authorize(&state, &headers, &slug, &[Role::Treasurer, Role::Auditor]).await?;
-    let kind = reports::Kind::parse(&kind).ok_or(ApiError::NotFound)?;
+    serve(&state, campaign, &grant, &kind, &query).await
+}
+
+/// The report `kind` of `campaign` for `grant`'s holder (from the API or the dashboard):
+/// logged, then streamed.
+pub async fn serve(
+    state: &AppState,
+    campaign: Campaign,
+    grant: &Grant,
+    kind: &str,
+    query: &ReportQuery,
+) -> Result<Response, ApiError> {
+    let kind = reports::Kind::parse(kind).ok_or(ApiError::NotFound)?;
     let format = reports::Format::parse(query.format.as_deref().unwrap_or("json"))
         .ok_or_else(|| ApiError::BadRequest("format: use json, csv or pdf".into()))?;
     let as_of = match &query.as_of {

@@ -9,6 +9,7 @@
 //! campaign (the donor register) are written a page at a time into a bounded channel, so
 //! memory stays bounded whatever their size and a slow reader slows the reading down.
 
+pub mod chart;
 mod csv;
 pub mod donors;
 pub mod exceptions;
@@ -305,11 +306,7 @@ async fn write_text(
         |value: serde_json::Result<String>| value.map_err(|e| StoreError::Corrupt(e.to_string()));
     let whole = match kind {
         Kind::Summary => {
-            let balances = store.balances(campaign.id, as_of).await?;
-            let gifts = store.kept_gifts(campaign.id, as_of).await?;
-            let report =
-                Summary::compute(campaign, as_of, &balances, &gifts, seal.head, seal.unsealed)
-                    .map_err(corrupt)?;
+            let (report, _) = summary(store, campaign, as_of, seal).await?;
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
                 Format::Csv | Format::Pdf => report.to_csv(),
@@ -389,22 +386,7 @@ async fn write_text(
             }
         }
         Kind::Exceptions => {
-            let owed = store
-                .owed_refunds(Some(campaign.id), None, i64::MAX)
-                .await?;
-            let decisions = store.decisions(campaign.id, 0, i64::MAX).await?;
-            let parked = store
-                .stripe_events_with_status(InboxStatus::Parked, 10_000)
-                .await?;
-            let report = Exceptions::compute(
-                campaign,
-                as_of,
-                &owed,
-                &decisions,
-                &parked,
-                seal.head,
-                seal.unsealed,
-            );
+            let report = exceptions(store, campaign, as_of, seal).await?;
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
                 Format::Csv | Format::Pdf => report.to_csv(),
@@ -414,6 +396,73 @@ async fn write_text(
     // A reader that has gone needs nothing more.
     send(&out, whole).await;
     Ok(())
+}
+
+/// The summary, with the gifts it counted.
+async fn summary(
+    store: &Store,
+    campaign: &Campaign,
+    as_of: DateTime<Utc>,
+    seal: SealStatus,
+) -> Result<(Summary, Vec<GiftFigure>), StoreError> {
+    let balances = store.balances(campaign.id, as_of).await?;
+    let gifts = store.kept_gifts(campaign.id, as_of).await?;
+    let report = Summary::compute(campaign, as_of, &balances, &gifts, seal.head, seal.unsealed)
+        .map_err(|e| StoreError::Corrupt(format!("report of {}: {e}", campaign.slug)))?;
+    Ok((report, gifts))
+}
+
+async fn exceptions(
+    store: &Store,
+    campaign: &Campaign,
+    as_of: DateTime<Utc>,
+    seal: SealStatus,
+) -> Result<Exceptions, StoreError> {
+    let owed = store
+        .owed_refunds(Some(campaign.id), None, i64::MAX)
+        .await?;
+    let decisions = store.decisions(campaign.id, 0, i64::MAX).await?;
+    let parked = store
+        .stripe_events_with_status(InboxStatus::Parked, 10_000)
+        .await?;
+    Ok(Exceptions::compute(
+        campaign,
+        as_of,
+        &owed,
+        &decisions,
+        &parked,
+        seal.head,
+        seal.unsealed,
+    ))
+}
+
+/// What the treasurer's dashboard shows.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub summary: Summary,
+    /// Items on the exceptions report.
+    pub exceptions: usize,
+    /// Money raised per day, as SVG.
+    pub chart: String,
+}
+
+/// The dashboard of `campaign` as of `as_of`.
+pub async fn dashboard(
+    store: &Store,
+    campaign: &Campaign,
+    as_of: DateTime<Utc>,
+) -> Result<Dashboard, StoreError> {
+    let seal = store.seal_status().await?;
+    let (summary, gifts) = summary(store, campaign, as_of, seal).await?;
+    let exceptions = exceptions(store, campaign, as_of, seal).await?;
+    let days = chart::raised_per_day(&gifts, campaign.timezone, as_of);
+    let chart = chart::svg(&days, campaign.currency, "Raised per day")
+        .map_err(|e| StoreError::Corrupt(format!("chart of {}: {e}", campaign.slug)))?;
+    Ok(Dashboard {
+        summary,
+        exceptions: exceptions.exceptions.len(),
+        chart,
+    })
 }
 
 /// Sends a piece of a text report; false when the reader has gone.

@@ -27,6 +27,7 @@ pub struct GiftFigure {
     pub person_id: i64,
     /// What the books kept of it (the gift less any part owed back).
     pub kept: Money,
+    pub paid_at: DateTime<Utc>,
 }
 
 /// The seal a report names: `obole verify --seal SEQUENCE:HASH` checks it.

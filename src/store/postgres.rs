@@ -696,8 +696,8 @@ impl PgStore {
         campaign: CampaignId,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<GiftFigure>, StoreError> {
-        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT d.person_id, c.amount - coalesce(x.excess, 0), c.currency
+        let rows: Vec<(i64, i64, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT d.person_id, c.amount - coalesce(x.excess, 0), c.currency, c.paid_at
              FROM contributions c
              JOIN donors d ON d.id = c.donor_id
              LEFT JOIN compliance_decisions x ON x.contribution_id = c.id AND x.stage = 'posting'
@@ -710,10 +710,11 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(person_id, kept, currency)| {
+            .map(|(person_id, kept, currency, paid_at)| {
                 Ok(GiftFigure {
                     person_id,
                     kept: Money::from_minor(kept, currency_of(&currency)?),
+                    paid_at,
                 })
             })
             .collect()

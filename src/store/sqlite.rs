@@ -639,8 +639,8 @@ impl SqliteStore {
         campaign: CampaignId,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<GiftFigure>, StoreError> {
-        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT d.person_id, c.amount - coalesce(x.excess, 0), c.currency
+        let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(
+            "SELECT d.person_id, c.amount - coalesce(x.excess, 0), c.currency, c.paid_at
              FROM contributions c
              JOIN donors d ON d.id = c.donor_id
              LEFT JOIN compliance_decisions x ON x.contribution_id = c.id AND x.stage = 'posting'
@@ -653,10 +653,11 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
-            .map(|(person_id, kept, currency)| {
+            .map(|(person_id, kept, currency, paid_at)| {
                 Ok(GiftFigure {
                     person_id,
                     kept: Money::from_minor(kept, currency_of(&currency)?),
+                    paid_at: time(paid_at)?,
                 })
             })
             .collect()
