@@ -5,6 +5,10 @@
 //!   in production; then how long the sealer needs to catch up.
 //! - `balance`: loads a journal of N entries spread over a year (resumable), seals it, and
 //!   measures the latency of "every account's balance as of t" for random t.
+//! - `reports` (PostgreSQL): seeds D donors and N contributions spread over a year (donors
+//!   and contributions in bulk SQL, each gift's ledger entry through the journal and the
+//!   sealer, as the intake would post it), then times the `summary` report as of random
+//!   days and the donor register's export (rows per second, peak memory of the process).
 //!
 //! Run against a scratch database: it creates campaigns named `bench-…`.
 
@@ -60,6 +64,22 @@ enum Bench {
         #[arg(long, default_value_t = 2_000)]
         samples: usize,
         /// Skip loading: the journal was loaded by an earlier run on this database.
+        #[arg(long)]
+        no_load: bool,
+    },
+    /// Summary latency and donor-register export speed over N contributions (PostgreSQL).
+    Reports {
+        #[arg(long, default_value_t = 1_000_000)]
+        contributions: i64,
+        #[arg(long, default_value_t = 200_000)]
+        donors: i64,
+        /// Writers used to post the gifts' entries.
+        #[arg(long, default_value_t = 32)]
+        load_writers: i64,
+        /// Summaries to time.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Skip loading: an earlier run seeded this database.
         #[arg(long)]
         no_load: bool,
     },
@@ -145,6 +165,29 @@ async fn main() -> anyhow::Result<()> {
                 journal_options,
                 entries,
                 load_writers,
+                samples,
+                no_load,
+            )
+            .await?
+        }
+        Bench::Reports {
+            contributions,
+            donors,
+            load_writers,
+            samples,
+            no_load,
+        } => {
+            let scale = Scale {
+                contributions,
+                donors,
+                load_writers,
+            };
+            reports(
+                &store,
+                &args.database_url,
+                &clock,
+                journal_options,
+                scale,
                 samples,
                 no_load,
             )
@@ -278,6 +321,194 @@ async fn balance(
         percentile(&latencies, 50),
         percentile(&latencies, 99),
         latencies[latencies.len() - 1]
+    );
+    Ok(())
+}
+
+struct Scale {
+    contributions: i64,
+    donors: i64,
+    load_writers: i64,
+}
+
+/// Seeds the campaign: donors and contributions in bulk, then each gift's entry through the
+/// journal (linked to its contribution and donor) and the sealer.
+async fn seed(
+    store: &Store,
+    url: &str,
+    clock: &Arc<dyn Clock>,
+    journal_options: JournalOptions,
+    c: &Campaign,
+    scale: &Scale,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let pool = sqlx::PgPool::connect(url).await?;
+    let spacing = YEAR_MICROS / scale.contributions.max(1);
+    let first_donor: i64 = sqlx::query_scalar(
+        "WITH made AS (
+             INSERT INTO donors (campaign_id, identity_key, name, email, line1, postal_code, city, country, created_at)
+             SELECT $1, 'bench:' || g, 'Donor ' || g, 'donor' || g || '@example.fr', g || ' rue de la Paix',
+                    '75002', 'Paris', 'FR', now()
+             FROM generate_series(1, $2) AS g
+             RETURNING id)
+         SELECT min(id) FROM made",
+    )
+    .bind(c.id.0)
+    .bind(scale.donors)
+    .fetch_one(&pool)
+    .await?;
+    sqlx::query("UPDATE donors SET person_id = id WHERE campaign_id = $1 AND person_id IS NULL")
+        .bind(c.id.0)
+        .execute(&pool)
+        .await?;
+    let first_gift: i64 = sqlx::query_scalar(
+        "WITH made AS (
+             INSERT INTO contributions (campaign_id, donor_id, charge_id, amount, currency, paid_at, created_at,
+                                        method, declared)
+             SELECT $1, $2 + g % $3, 'ch_bench_' || g, 500 + g % 20000, 'EUR',
+                    $4 + make_interval(secs => (g * $5) / 1000000.0), now(), 'card', '{\"nationality\":\"FR\"}'
+             FROM generate_series(0, $6 - 1) AS g
+             RETURNING id)
+         SELECT min(id) FROM made",
+    )
+    .bind(c.id.0)
+    .bind(first_donor)
+    .bind(scale.donors)
+    .bind(year_start())
+    .bind(spacing)
+    .bind(scale.contributions)
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    println!(
+        "seeded {} donors and {} contributions in {:?}",
+        scale.donors,
+        scale.contributions,
+        started.elapsed()
+    );
+
+    let sealer = sealer::spawn(store.clone(), clock.clone());
+    let journal = Journal::start(store.clone(), clock.clone(), journal_options);
+    let mut tasks = Vec::new();
+    let (count, writers, donors) = (scale.contributions, scale.load_writers, scale.donors);
+    for w in 0..writers {
+        let (journal, c) = (journal.clone(), c.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = w;
+            while n < count {
+                let at = year_start() + chrono::Duration::microseconds(n * spacing);
+                let links = obole::ledger::entry::Links {
+                    source: Some(format!("stripe:txn_bench_{n}")),
+                    event_id: None,
+                    donor_id: Some(first_donor + n % donors),
+                    contribution_id: Some(first_gift + n),
+                };
+                let draft = gift(format!("stripe:txn_bench_{n}"), n, at)?.links(links);
+                journal.record(&c, draft).await?;
+                n += writers;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await?.context("posting the gifts")?;
+    }
+    sealer.stop().await;
+    println!(
+        "posted and sealed {count} gift entries in {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
+fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+async fn reports(
+    store: &Store,
+    url: &str,
+    clock: &Arc<dyn Clock>,
+    journal_options: JournalOptions,
+    scale: Scale,
+    samples: usize,
+    no_load: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        store.kind() == "postgres",
+        "the reports bench seeds PostgreSQL"
+    );
+    let slug = format!("bench-reports-{}", scale.contributions);
+    let c = campaign(store, &slug).await?;
+    if !no_load {
+        seed(store, url, clock, journal_options, &c, &scale).await?;
+    }
+    let packs = obole::compliance::Packs::embedded()?;
+    let before = peak_memory_mib();
+
+    // The summary as of pseudo-random days of the year (end of day, Paris).
+    let mut latencies = Vec::with_capacity(samples);
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut last = serde_json::Value::Null;
+    for _ in 0..samples {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let day = year_start().date_naive() + chrono::Days::new(seed % 365);
+        let as_of = obole::clock::parse_as_of(&day.to_string(), c.timezone)?;
+        let request = obole::reports::Request {
+            kind: obole::reports::Kind::Summary,
+            as_of,
+            format: obole::reports::Format::Json,
+            view: obole::reports::View::Full,
+        };
+        let start = Instant::now();
+        let body = obole::reports::render(store, &packs, &c, request).await?;
+        latencies.push(start.elapsed());
+        last = serde_json::from_slice(&body)?;
+    }
+    latencies.sort();
+    println!(
+        "summary  contributions={}  samples={samples}  p50={:?}  p99={:?}  max={:?}  (last: {} gifts, {} donors, gross {})",
+        scale.contributions,
+        percentile(&latencies, 50),
+        percentile(&latencies, 99),
+        latencies[latencies.len() - 1],
+        last["contributions"],
+        last["donors"],
+        last["gross"],
+    );
+
+    // The donor register, whole, as CSV, read as fast as it comes.
+    let request = obole::reports::Request {
+        kind: obole::reports::Kind::Donors,
+        as_of: year_start() + chrono::Duration::days(366),
+        format: obole::reports::Format::Csv,
+        view: obole::reports::View::Full,
+    };
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    let start = Instant::now();
+    let reader = tokio::spawn(async move {
+        let (mut rows, mut bytes) = (0_u64, 0_u64);
+        while let Some(chunk) = chunks.recv().await {
+            rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            bytes += chunk.len() as u64;
+        }
+        (rows, bytes)
+    });
+    obole::reports::write(store, &packs, &c, request, out).await?;
+    let (rows, bytes) = reader.await?;
+    let elapsed = start.elapsed();
+    let gifts = rows.saturating_sub(2); // the header and the seal's row
+    println!(
+        "donors register  rows={gifts}  bytes={bytes}  in {elapsed:?}  rows/s={}  peak memory: {} MiB before the reports, {} MiB after",
+        u128::from(gifts) * 1000 / elapsed.as_millis().max(1),
+        before.unwrap_or(0),
+        peak_memory_mib().unwrap_or(0),
     );
     Ok(())
 }

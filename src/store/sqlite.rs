@@ -16,7 +16,7 @@ use super::{
     account_balance, assemble, attach_seals, check_contribution_campaign, currency_of,
     extend_chain, inbox_status, net_contribution, register_gift, resolve_skipped, rollup_rows,
     settlement_columns, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError,
-    StoreOptions, CONTRIBUTION_COLUMNS, NET_GIFT_ACCOUNTS, REGISTER_COLUMNS,
+    StoreOptions, CONTRIBUTION_COLUMNS, REGISTER_COLUMNS,
 };
 use crate::store::NewDonor;
 
@@ -38,6 +38,16 @@ use crate::reports::donors::RegisterPage;
 use crate::reports::GiftFigure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// What the books kept of contribution `c` (its credit to income, less refunds and
+/// chargebacks, the contra accounts) by `?2`: driven from the gift's own entries
+/// (`CROSS JOIN` fixes the join order, so the planner cannot start from every posting of the
+/// gifts account instead).
+const NET_KEPT: &str = "coalesce((SELECT -sum(p.amount) FROM entries e
+        CROSS JOIN postings p ON p.entry_id = e.id
+        CROSS JOIN accounts a ON a.id = p.account_id
+        WHERE e.contribution_id = c.id AND p.effective_at <= ?2
+          AND a.name IN ('income:donations', 'income:donations:refunds', 'income:donations:chargebacks')), 0)";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -439,24 +449,20 @@ impl SqliteStore {
         let Some(&through) = page.last() else {
             return Ok(RegisterPage::default());
         };
-        let page = serde_json::to_string(&page).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let rows = sqlx::query(&format!(
             "{REGISTER_COLUMNS},
-                    coalesce((SELECT -sum(p.amount) FROM entries e
-                              JOIN postings p ON p.entry_id = e.id
-                              JOIN accounts a ON a.id = p.account_id
-                              WHERE e.contribution_id = c.id AND p.effective_at <= ?2
-                                AND a.name IN {NET_GIFT_ACCOUNTS}), 0),
+                    {NET_KEPT},
                     c.paid_at
-             FROM donors d JOIN contributions c ON c.donor_id = d.id
-             WHERE d.campaign_id = ?1 AND d.person_id IN (SELECT value FROM json_each(?3))
+             FROM donors d CROSS JOIN contributions c ON c.donor_id = d.id
+             WHERE d.campaign_id = ?1 AND d.person_id > ?3 AND d.person_id <= ?4
                AND c.campaign_id = ?1 AND c.paid_at <= ?2
                AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= ?2)
              ORDER BY d.person_id, c.paid_at, c.id"
         ))
         .bind(campaign.0)
         .bind(unix_micros(as_of))
-        .bind(&page)
+        .bind(after_person)
+        .bind(through)
         .fetch_all(&self.reader)
         .await?;
         let gifts = rows
@@ -478,11 +484,7 @@ impl SqliteStore {
             serde_json::to_string(donors).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let rows: Vec<(i64, i64, i64, i64, String, i64)> = sqlx::query_as(&format!(
             "SELECT c.id, c.campaign_id, c.donor_id, c.paid_at, c.currency,
-                    coalesce((SELECT -sum(p.amount) FROM entries e
-                              JOIN postings p ON p.entry_id = e.id
-                              JOIN accounts a ON a.id = p.account_id
-                              WHERE e.contribution_id = c.id AND p.effective_at <= ?2
-                                AND a.name IN {NET_GIFT_ACCOUNTS}), 0)
+                    {NET_KEPT}
              FROM contributions c
              WHERE c.donor_id IN (SELECT value FROM json_each(?1)) AND c.paid_at <= ?2
              ORDER BY c.paid_at, c.id"
