@@ -688,23 +688,8 @@ fn french_method(method: &str) -> &str {
 mod tests {
     use super::*;
     use crate::compliance::Packs;
-    use crate::ids::{CampaignId, Slug};
-    use crate::money::Currency;
+    use crate::reports::fixtures::{campaign, seal};
     use crate::reports::Format;
-
-    fn campaign(pack: &str, currency: &str, zone: &str) -> Campaign {
-        Campaign {
-            id: CampaignId(1),
-            slug: Slug::parse("printemps-2027").unwrap(),
-            name: "Printemps".into(),
-            rule_pack: pack.into(),
-            currency: Currency::parse(currency).unwrap(),
-            timezone: zone.parse().unwrap(),
-            election: Some("2027-presidential".into()),
-            financing_period: None,
-            created_at: DateTime::UNIX_EPOCH,
-        }
-    }
 
     fn gift(person: i64, id: i64, at: &str, amount: i64, kept: i64, c: &Campaign) -> RegisterGift {
         RegisterGift {
@@ -738,10 +723,7 @@ mod tests {
             format,
             "2027-04-01T00:00:00Z".parse().unwrap(),
         );
-        let seal = Seal {
-            sequence: 0,
-            hash: crate::ledger::seal::Hash32::GENESIS,
-        };
+        let seal = seal(0);
         let mut out = register.header(seal, 0);
         // Two pages, as the store would read them.
         let split = gifts.partition_point(|g| g.person_id < 2);

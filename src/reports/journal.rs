@@ -356,58 +356,16 @@ fn pcg_account(account: &str) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{AccountId, CampaignId, EntryId, Slug};
-    use crate::ledger::entry::{EntryContent, Links, Posting};
-    use crate::money::Currency;
+    use crate::reports::fixtures::{french_campaign as campaign, seal};
 
     fn entry(id: i64, postings: &[(&str, i64)]) -> StoredEntry {
-        StoredEntry {
-            id: EntryId(id),
-            content: EntryContent {
-                campaign_id: CampaignId(1),
-                idempotency_key: format!("key-{id}"),
-                description: "gift".into(),
-                effective_at: "2027-03-31T21:30:00Z".parse().unwrap(),
-                postings: postings
-                    .iter()
-                    .map(|(account, minor)| Posting {
-                        account: (*account).into(),
-                        amount: Money::from_minor(*minor, Currency::EUR),
-                    })
-                    .collect(),
-                links: Links {
-                    source: Some(format!("stripe:txn_{id}")),
-                    ..Links::default()
-                },
-                reverses: None,
-            },
-            content_hash: crate::ledger::seal::Hash32::GENESIS,
-            recorded_at: "2027-03-31T21:30:01Z".parse().unwrap(),
-            account_ids: postings.iter().map(|_| AccountId(1)).collect(),
-        }
-    }
-
-    fn campaign() -> Campaign {
-        Campaign {
-            id: CampaignId(1),
-            slug: Slug::parse("printemps-2027").unwrap(),
-            name: "Printemps".into(),
-            rule_pack: "fr-candidate".into(),
-            currency: Currency::EUR,
-            timezone: "Europe/Paris".parse().unwrap(),
-            election: None,
-            financing_period: None,
-            created_at: DateTime::UNIX_EPOCH,
-        }
+        crate::reports::fixtures::entry(id, "gift", postings)
     }
 
     #[test]
     fn the_fec_has_its_columns_dates_and_decimal_commas_and_balances() {
         let c = campaign();
-        let seal = Seal {
-            sequence: 2,
-            hash: crate::ledger::seal::Hash32::GENESIS,
-        };
+        let seal = seal(2);
         let mut journal = Journal::new(
             &c,
             Format::Csv,
@@ -452,10 +410,7 @@ mod tests {
     #[test]
     fn the_json_journal_lists_each_entry_with_its_postings() {
         let c = campaign();
-        let seal = Seal {
-            sequence: 0,
-            hash: crate::ledger::seal::Hash32::GENESIS,
-        };
+        let seal = seal(0);
         let mut journal = Journal::new(
             &c,
             Format::Json,

@@ -13,6 +13,8 @@ pub mod chart;
 mod csv;
 pub mod donors;
 pub mod exceptions;
+#[cfg(test)]
+mod fixtures;
 pub mod journal;
 pub mod pdf;
 pub mod reconciliation;
@@ -29,6 +31,7 @@ use tokio::sync::mpsc;
 use crate::campaign::Campaign;
 use crate::compliance::{Packs, RulePack};
 use crate::intake::InboxStatus;
+use crate::ledger::entry::StoredEntry;
 use crate::store::{SealStatus, Store, StoreError};
 pub use donors::View;
 
@@ -339,15 +342,8 @@ async fn write_text(
             if !send(&out, journal.header(seal.head, seal.unsealed)).await {
                 return Ok(());
             }
-            let mut after = 0;
-            loop {
-                let entries = store
-                    .journal_page(campaign.id, as_of, after, JOURNAL_PAGE)
-                    .await?;
-                let Some(last) = entries.last() else {
-                    break;
-                };
-                after = last.id.0;
+            let mut pages = JournalPages::new(store, campaign, as_of);
+            while let Some(entries) = pages.next().await? {
                 if !send(&out, journal.page(&entries).map_err(corrupt)?).await {
                     return Ok(());
                 }
@@ -356,15 +352,8 @@ async fn write_text(
         }
         Kind::Reconciliation => {
             let mut reconciler = reconciliation::Reconciler::new();
-            let mut after = 0;
-            loop {
-                let entries = store
-                    .journal_page(campaign.id, as_of, after, JOURNAL_PAGE)
-                    .await?;
-                let Some(last) = entries.last() else {
-                    break;
-                };
-                after = last.id.0;
+            let mut pages = JournalPages::new(store, campaign, as_of);
+            while let Some(entries) = pages.next().await? {
                 reconciler.add(&entries).map_err(corrupt)?;
             }
             let report = reconciler
@@ -463,6 +452,37 @@ pub async fn dashboard(
         exceptions: exceptions.exceptions.len(),
         chart,
     })
+}
+
+/// The campaign's journal by an instant, a page of entries at a time, in writing order.
+struct JournalPages<'a> {
+    store: &'a Store,
+    campaign: &'a Campaign,
+    as_of: DateTime<Utc>,
+    after: i64,
+}
+
+impl<'a> JournalPages<'a> {
+    fn new(store: &'a Store, campaign: &'a Campaign, as_of: DateTime<Utc>) -> JournalPages<'a> {
+        JournalPages {
+            store,
+            campaign,
+            as_of,
+            after: 0,
+        }
+    }
+
+    /// The next page; `None` after the last.
+    async fn next(&mut self) -> Result<Option<Vec<StoredEntry>>, StoreError> {
+        let entries = self
+            .store
+            .journal_page(self.campaign.id, self.as_of, self.after, JOURNAL_PAGE)
+            .await?;
+        Ok(entries.last().map(|last| last.id.0).map(|last| {
+            self.after = last;
+            entries
+        }))
+    }
 }
 
 /// Sends a piece of a text report; false when the reader has gone.

@@ -309,47 +309,11 @@ fn payout_name(entry: &StoredEntry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{AccountId, CampaignId, EntryId, Slug};
-    use crate::ledger::entry::{EntryContent, Links, Posting};
-    use crate::money::Currency;
-
-    fn entry(id: i64, description: &str, postings: &[(&str, i64)]) -> StoredEntry {
-        StoredEntry {
-            id: EntryId(id),
-            content: EntryContent {
-                campaign_id: CampaignId(1),
-                idempotency_key: format!("key-{id}"),
-                description: description.into(),
-                effective_at: "2027-03-31T10:00:00Z".parse().unwrap(),
-                postings: postings
-                    .iter()
-                    .map(|(account, minor)| Posting {
-                        account: (*account).into(),
-                        amount: Money::from_minor(*minor, Currency::EUR),
-                    })
-                    .collect(),
-                links: Links::default(),
-                reverses: None,
-            },
-            content_hash: crate::ledger::seal::Hash32::GENESIS,
-            recorded_at: "2027-03-31T10:00:01Z".parse().unwrap(),
-            account_ids: postings.iter().map(|_| AccountId(1)).collect(),
-        }
-    }
+    use crate::reports::fixtures::{entry, french_campaign, seal};
 
     #[test]
     fn each_payout_is_what_came_in_less_what_went_out_since_the_last() {
-        let campaign = Campaign {
-            id: CampaignId(1),
-            slug: Slug::parse("printemps-2027").unwrap(),
-            name: "Printemps".into(),
-            rule_pack: "fr-candidate".into(),
-            currency: Currency::EUR,
-            timezone: "Europe/Paris".parse().unwrap(),
-            election: None,
-            financing_period: None,
-            created_at: DateTime::UNIX_EPOCH,
-        };
+        let campaign = french_campaign();
         let gift = |id, gross: i64, fee: i64| {
             entry(
                 id,
@@ -391,10 +355,7 @@ mod tests {
             .finish(
                 &campaign,
                 "2027-04-01T00:00:00Z".parse().unwrap(),
-                Seal {
-                    sequence: 0,
-                    hash: crate::ledger::seal::Hash32::GENESIS,
-                },
+                seal(0),
                 0,
             )
             .unwrap();
