@@ -1,12 +1,12 @@
 //! Treasurer reports: what the books say as of an instant, in shapes people and regulators
-//! read (JSON, CSV). Each report is a query here and a pure computation and rendering in its
-//! own module.
+//! read (JSON, CSV, and PDF typeset from the CSV). Each report is read here and computed and
+//! rendered, purely, in its own module.
 //!
 //! Invariants: a report is a pure function of what the store read as of its instant (the
 //! end of a day in the campaign's time zone, or an exact instant); amounts are exact decimal
 //! strings in the campaign's currency; every report names the seal that covered the books
 //! when it was read, and how many entries were not sealed yet. Reports that grow with the
-//! campaign (the donor register) are written a page at a time into a bounded channel, so
+//! campaign (the donor register, the journal) are written a page at a time into a bounded channel, so
 //! memory stays bounded whatever their size and a slow reader slows the reading down.
 
 pub mod chart;
