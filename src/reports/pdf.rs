@@ -102,8 +102,8 @@ pub fn render(document: &Document) -> Vec<u8> {
         page.media_box(Rect::new(
             0.0,
             0.0,
-            length(PAGE_WIDTH / 10),
-            length(PAGE_HEIGHT / 10),
+            (PAGE_WIDTH / 10).into(),
+            (PAGE_HEIGHT / 10).into(),
         ));
         page.parent(tree);
         page.contents(content_id);
@@ -192,19 +192,11 @@ fn fit(cell: &str, width: i16) -> String {
 
 fn text(content: &mut Content, font: Name, size: i16, x: i16, y: i16, line: &str) {
     content.begin_text();
-    content.set_font(font, length(size));
-    content.set_text_matrix([1.0, 0.0, 0.0, 1.0, length(x), length(y)]);
+    // The writer's lengths are converted from our integers exactly (i16 fits them).
+    content.set_font(font, size.into());
+    content.set_text_matrix([1.0, 0.0, 0.0, 1.0, x.into(), y.into()]);
     content.show(Str(&win_ansi(line)));
     content.end_text();
-}
-
-/// A length as the PDF writer takes it.
-#[allow(
-    clippy::disallowed_types,
-    reason = "pdf-writer takes lengths as f32: page coordinates from integers, never an amount"
-)]
-fn length(units: i16) -> f32 {
-    f32::from(units)
 }
 
 /// The text in WinAnsiEncoding (Windows-1252): Latin-1 as is, the few others by table.
