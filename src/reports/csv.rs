@@ -12,6 +12,23 @@ pub fn row<S: AsRef<str>>(fields: &[S]) -> String {
     line
 }
 
+/// A report's closing row: `marker` (`seal` or `#seal`), the seal's sequence and hash, and
+/// how many entries were not sealed yet, padded with empty cells to `width` columns.
+pub fn seal_cells(
+    width: usize,
+    marker: &str,
+    sequence: i64,
+    hash: &str,
+    unsealed: i64,
+) -> Vec<String> {
+    let mut cells = vec![String::new(); width.max(4)];
+    cells[0] = marker.to_owned();
+    cells[1] = sequence.to_string();
+    cells[2] = hash.to_owned();
+    cells[3] = format!("{unsealed} unsealed");
+    cells
+}
+
 /// Text someone typed (a donor's name, an address), made safe for a spreadsheet: a cell that
 /// would start with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to Excel or
 /// LibreOffice, so it is prefixed with `'` (OWASP's advice against CSV injection).

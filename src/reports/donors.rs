@@ -242,8 +242,8 @@ impl<'c> Register<'c> {
     pub fn header(&self, seal: Seal, unsealed: i64) -> String {
         match self.format {
             super::Format::Csv => csv::row(self.columns()),
-            _ => {
-                let head = serde_json::json!({
+            _ => super::open_object(
+                serde_json::json!({
                     "campaign": self.campaign.slug.as_str(),
                     "currency": self.campaign.currency.to_string(),
                     "as_of": self.as_of.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -251,11 +251,9 @@ impl<'c> Register<'c> {
                     "masked": self.view == View::Masked,
                     "seal": SealRef::of(seal),
                     "unsealed": unsealed,
-                });
-                // The object stays open: the donors follow, then the totals.
-                let text = head.to_string();
-                format!("{},\"donors\":[", &text[..text.len() - 1])
-            }
+                }),
+                "donors",
+            ),
         }
     }
 
@@ -271,16 +269,13 @@ impl<'c> Register<'c> {
     /// What comes after the last person: the totals (JSON), or the seal's row (CSV).
     pub fn footer(&self, seal: Seal, unsealed: i64) -> String {
         match self.format {
-            super::Format::Csv => {
-                let mut cells = vec![String::new(); self.columns().len()];
-                cells[0] = "#seal".to_owned();
-                if cells.len() >= 4 {
-                    cells[1] = seal.sequence.to_string();
-                    cells[2] = seal.hash.to_hex();
-                    cells[3] = format!("{unsealed} unsealed");
-                }
-                csv::row(&cells)
-            }
+            super::Format::Csv => csv::row(&csv::seal_cells(
+                self.columns().len(),
+                "#seal",
+                seal.sequence,
+                &seal.hash.to_hex(),
+                unsealed,
+            )),
             _ => format!(
                 "],\"totals\":{}}}\n",
                 serde_json::to_string(&self.totals()).unwrap_or_default()

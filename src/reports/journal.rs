@@ -121,17 +121,16 @@ impl<'c> Journal<'c> {
 
     pub fn header(&self, seal: Seal, unsealed: i64) -> String {
         match self.format {
-            Format::Json => {
-                let head = serde_json::json!({
+            Format::Json => super::open_object(
+                serde_json::json!({
                     "campaign": self.campaign.slug.as_str(),
                     "currency": self.campaign.currency.to_string(),
                     "as_of": self.as_of.to_rfc3339_opts(SecondsFormat::Secs, true),
                     "seal": SealRef::of(seal),
                     "unsealed": unsealed,
-                })
-                .to_string();
-                format!("{},\"entries\":[", &head[..head.len() - 1])
-            }
+                }),
+                "entries",
+            ),
             Format::Csv | Format::Pdf => csv::row(self.columns()),
         }
     }
@@ -189,14 +188,22 @@ impl<'c> Journal<'c> {
                 self.entries
             ),
             Format::Csv | Format::Pdf => {
-                let mut cells = vec![String::new(); self.columns().len()];
-                cells[0] = "#seal".to_owned();
-                cells[1] = seal.sequence.to_string();
-                cells[2] = seal.hash.to_hex();
-                cells[3] = format!("{unsealed} unsealed");
-                let (debit_at, credit_at) = if self.french { (11, 12) } else { (6, 7) };
-                cells[debit_at] = self.amount(self.debit);
-                cells[credit_at] = self.amount(self.credit);
+                let columns = self.columns();
+                let mut cells = csv::seal_cells(
+                    columns.len(),
+                    "#seal",
+                    seal.sequence,
+                    &seal.hash.to_hex(),
+                    unsealed,
+                );
+                // The totals under their columns ("Debit" in the FEC, "debit" otherwise).
+                for (cell, column) in cells.iter_mut().zip(columns) {
+                    if column.eq_ignore_ascii_case("debit") {
+                        *cell = self.amount(self.debit);
+                    } else if column.eq_ignore_ascii_case("credit") {
+                        *cell = self.amount(self.credit);
+                    }
+                }
                 csv::row(&cells)
             }
         }

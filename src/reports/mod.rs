@@ -485,6 +485,14 @@ impl<'a> JournalPages<'a> {
     }
 }
 
+/// The head of a streamed JSON report: `head`'s fields, then `"list":[` left open for the
+/// items that follow (the report's footer closes both).
+fn open_object(head: serde_json::Value, list: &str) -> String {
+    let text = head.to_string();
+    let fields = text.strip_suffix('}').unwrap_or(&text);
+    format!("{fields},\"{list}\":[")
+}
+
 /// Sends a piece of a text report; false when the reader has gone.
 async fn send(out: &mpsc::Sender<Vec<u8>>, text: String) -> bool {
     out.send(text.into_bytes()).await.is_ok()

@@ -242,12 +242,13 @@ impl Reconciliation {
                 r.movements.to_string(),
             ]));
         }
-        let mut seal = vec![String::new(); CSV_COLUMNS.len()];
-        seal[0] = "seal".to_owned();
-        seal[1] = self.seal.sequence.to_string();
-        seal[2] = self.seal.hash.clone();
-        seal[3] = format!("{} unsealed", self.unsealed);
-        out.push_str(&csv::row(&seal));
+        out.push_str(&csv::row(&csv::seal_cells(
+            CSV_COLUMNS.len(),
+            "seal",
+            self.seal.sequence,
+            &self.seal.hash,
+            self.unsealed,
+        )));
         out
     }
 }

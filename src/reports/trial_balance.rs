@@ -85,12 +85,13 @@ impl TrialBalance {
             &self.total_debit,
             &self.total_credit,
         ]));
-        out.push_str(&csv::row(&[
-            "seal".to_owned(),
-            self.seal.sequence.to_string(),
-            self.seal.hash.clone(),
-            format!("{} unsealed", self.unsealed),
-        ]));
+        out.push_str(&csv::row(&csv::seal_cells(
+            4,
+            "seal",
+            self.seal.sequence,
+            &self.seal.hash,
+            self.unsealed,
+        )));
         out
     }
 }
