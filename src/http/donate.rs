@@ -15,10 +15,11 @@ use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use super::page::{cookie, html, no_store, set_cookie};
 use super::AppState;
 use crate::campaign::Campaign;
 use crate::checkout::form::{self, Field, FormSpec, Problem, Submitted, COUNTRIES};
@@ -386,18 +387,6 @@ fn choose_lang(asked: Option<&str>, spec: &FormSpec) -> Lang {
     )
 }
 
-/// The value of the request's cookie `name`.
-pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn render_form(
     state: &AppState,
@@ -595,17 +584,15 @@ fn render_form(
         notices: text::notices(lang, spec, &campaign.name),
     };
     let mut response = html(status, page.render());
-    let secure = if state.pages.secure { "; Secure" } else { "" };
-    let set_cookie = format!(
-        "{FORM_COOKIE}={}; Path=/donate/; Max-Age=7200; HttpOnly; SameSite=Strict{secure}",
-        token.nonce
+    set_cookie(
+        &mut response,
+        &state.pages,
+        FORM_COOKIE,
+        &token.nonce,
+        "/donate/",
+        7200,
     );
-    if let Ok(value) = HeaderValue::from_str(&set_cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    no_store(&mut response);
     response
 }
 
@@ -620,20 +607,6 @@ fn describe(lang: Lang, problem: &Problem) -> String {
         Problem::BadCountry => w.bad_country.to_owned(),
         Problem::TooLong => w.too_long.to_owned(),
         Problem::Unticked => w.unticked.to_owned(),
-    }
-}
-
-pub(super) fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
-    match rendered {
-        Ok(body) => (status, Html(body)).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "rendering a page");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the page could not be rendered",
-            )
-                .into_response()
-        }
     }
 }
 

@@ -8,6 +8,7 @@ mod contributions;
 mod donate;
 mod error;
 mod health;
+mod page;
 mod reports;
 mod treasurer;
 mod webhooks;

@@ -18,7 +18,7 @@ use axum::Form;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Deserialize;
 
-use super::donate::{cookie, html};
+use super::page::{cookie, html, no_store, set_cookie};
 use super::reports::ReportQuery;
 use super::{ApiError, AppState};
 use crate::access::{token_hash, Grant, ReportAccess, Role};
@@ -303,14 +303,15 @@ fn set_session(
     value: &str,
     max_age: i64,
 ) {
-    let secure = if state.pages.secure { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={value}; Path=/treasurer/{}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}",
-        campaign.slug
+    let path = format!("/treasurer/{}", campaign.slug);
+    set_cookie(
+        response,
+        &state.pages,
+        SESSION_COOKIE,
+        value,
+        &path,
+        max_age,
     );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
 }
 
 /// A form posted from our own pages: browsers send `Origin` (or `Sec-Fetch-Site`) with a
@@ -343,10 +344,4 @@ fn sign_in_page(
     let mut response = html(status, page.render());
     no_store(&mut response);
     response
-}
-
-fn no_store(response: &mut Response) {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
