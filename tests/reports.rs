@@ -66,6 +66,17 @@ fn pdf_text(db: &TestDb, kind: &str, campaign: &str, as_of: &str) -> String {
     String::from_utf8(text.stdout).unwrap()
 }
 
+/// `obole verify --seal SEQ:HASH` accepts the seal `report` names.
+fn assert_seal_verifies(db: &TestDb, report: &serde_json::Value) {
+    let seal = format!(
+        "{}:{}",
+        report["seal"]["sequence"],
+        report["seal"]["hash"].as_str().unwrap()
+    );
+    let verify = db.obole(&["verify", "--seal", &seal]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+}
+
 fn summary(db: &TestDb, as_of: &str) -> serde_json::Value {
     let out = db.obole(&[
         "report",
@@ -177,14 +188,7 @@ async fn the_summary_counts_what_was_kept_by_the_date_and_each_person_once(db: &
 
     // The seal printed on the report verifies.
     db.obole(&["seal"]);
-    let sealed = summary(db, "2027-03-31");
-    let seal = format!(
-        "{}:{}",
-        sealed["seal"]["sequence"],
-        sealed["seal"]["hash"].as_str().unwrap()
-    );
-    let verify = db.obole(&["verify", "--seal", &seal]);
-    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+    assert_seal_verifies(db, &summary(db, "2027-03-31"));
 }
 
 async fn the_report_api_opens_to_the_campaigns_treasurer_and_auditor_only(db: &TestDb) {
@@ -573,14 +577,7 @@ async fn the_register_and_the_day_boundary_follow_paris_time(db: &TestDb) {
 
     // The seal the register names verifies.
     db.obole(&["seal"]);
-    let sealed = json(&report(db, "donors", "2027-04-30", "json"));
-    let seal = format!(
-        "{}:{}",
-        sealed["seal"]["sequence"],
-        sealed["seal"]["hash"].as_str().unwrap()
-    );
-    let verify = db.obole(&["verify", "--seal", &seal]);
-    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+    assert_seal_verifies(db, &json(&report(db, "donors", "2027-04-30", "json")));
     h.server.shutdown().await;
 }
 
