@@ -1,8 +1,8 @@
 //! The dashboard's chart: money raised per day, as SVG drawn by `plotters`.
 //!
 //! Invariants: a day is the campaign's calendar day; a day's bar is what the books kept of
-//! the gifts paid that day (the same figures as the summary's `gross`), in minor units on an
-//! integer axis (no floating point touches an amount); every day of the span has a bar, empty
+//! the gifts that day — `income:donations` credited less any excess set aside, the figures
+//! the summary's `gross` adds up — in minor units on an integer axis (no floating point touches an amount); every day of the span has a bar, empty
 //! days included; the SVG carries no script and no `style` attribute (the pages' CSP allows
 //! neither).
 
@@ -10,35 +10,40 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use plotters::prelude::*;
 
-use super::GiftFigure;
 use crate::money::{Currency, Money};
 
 /// Days the chart shows at most (the latest ones).
 pub const MAX_DAYS: u64 = 90;
 
-/// What was kept of the gifts paid each day from the first gift (or `MAX_DAYS` before `to`)
-/// to `to`, in minor units.
-pub fn raised_per_day(gifts: &[GiftFigure], zone: Tz, to: DateTime<Utc>) -> Vec<(NaiveDate, i64)> {
+/// Money raised each day from the first (or `MAX_DAYS` before `to`) to `to`, in minor units,
+/// from amounts raised at instants (the store gives one per UTC hour, at its start: in a
+/// zone whose offset is not whole hours, an hour straddling midnight counts for the day it
+/// starts in).
+pub fn raised_per_day(
+    raised: &[(DateTime<Utc>, i64)],
+    zone: Tz,
+    to: DateTime<Utc>,
+) -> Vec<(NaiveDate, i64)> {
     let last = to.with_timezone(&zone).date_naive();
     let earliest = last
         .checked_sub_days(Days::new(MAX_DAYS - 1))
         .unwrap_or(last);
-    let first = gifts
+    let first = raised
         .iter()
-        .map(|g| g.paid_at.with_timezone(&zone).date_naive())
+        .map(|(at, _)| at.with_timezone(&zone).date_naive())
         .min()
         .unwrap_or(last)
         .clamp(earliest, last);
     let span = usize::try_from((last - first).num_days()).unwrap_or(0) + 1;
     let mut days: Vec<(NaiveDate, i64)> =
         first.iter_days().take(span).map(|day| (day, 0)).collect();
-    for gift in gifts {
-        let day = gift.paid_at.with_timezone(&zone).date_naive();
+    for (at, amount) in raised {
+        let day = at.with_timezone(&zone).date_naive();
         if let Some(index) = usize::try_from((day - first).num_days())
             .ok()
             .filter(|&i| i < days.len())
         {
-            days[index].1 = days[index].1.saturating_add(gift.kept.minor());
+            days[index].1 = days[index].1.saturating_add(*amount);
         }
     }
     days
@@ -102,12 +107,8 @@ pub fn svg(days: &[(NaiveDate, i64)], currency: Currency, caption: &str) -> Resu
 mod tests {
     use super::*;
 
-    fn gift(at: &str, minor: i64) -> GiftFigure {
-        GiftFigure {
-            person_id: 1,
-            kept: Money::from_minor(minor, Currency::EUR),
-            paid_at: at.parse().unwrap(),
-        }
+    fn gift(at: &str, minor: i64) -> (DateTime<Utc>, i64) {
+        (at.parse().unwrap(), minor)
     }
 
     #[test]

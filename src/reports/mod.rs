@@ -19,6 +19,7 @@ pub mod journal;
 pub mod pdf;
 pub mod reconciliation;
 pub mod summary;
+pub mod tally;
 pub mod trial_balance;
 
 pub use exceptions::Exceptions;
@@ -309,7 +310,7 @@ async fn write_text(
         |value: serde_json::Result<String>| value.map_err(|e| StoreError::Corrupt(e.to_string()));
     let whole = match kind {
         Kind::Summary => {
-            let (report, _) = summary(store, campaign, as_of, seal).await?;
+            let report = summary(store, campaign, as_of, seal).await?;
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
                 Format::Csv | Format::Pdf => report.to_csv(),
@@ -387,18 +388,23 @@ async fn write_text(
     Ok(())
 }
 
-/// The summary, with the gifts it counted.
 async fn summary(
     store: &Store,
     campaign: &Campaign,
     as_of: DateTime<Utc>,
     seal: SealStatus,
-) -> Result<(Summary, Vec<GiftFigure>), StoreError> {
+) -> Result<Summary, StoreError> {
     let balances = store.balances(campaign.id, as_of).await?;
-    let gifts = store.kept_gifts(campaign.id, as_of).await?;
-    let report = Summary::compute(campaign, as_of, &balances, &gifts, seal.head, seal.unsealed)
-        .map_err(|e| StoreError::Corrupt(format!("report of {}: {e}", campaign.slug)))?;
-    Ok((report, gifts))
+    let counts = store.gift_counts(campaign.id, as_of).await?;
+    Summary::compute(
+        campaign,
+        as_of,
+        &balances,
+        &counts,
+        seal.head,
+        seal.unsealed,
+    )
+    .map_err(|e| StoreError::Corrupt(format!("report of {}: {e}", campaign.slug)))
 }
 
 async fn exceptions(
@@ -442,9 +448,11 @@ pub async fn dashboard(
     as_of: DateTime<Utc>,
 ) -> Result<Dashboard, StoreError> {
     let seal = store.seal_status().await?;
-    let (summary, gifts) = summary(store, campaign, as_of, seal).await?;
+    let summary = summary(store, campaign, as_of, seal).await?;
     let exceptions = exceptions(store, campaign, as_of, seal).await?;
-    let days = chart::raised_per_day(&gifts, campaign.timezone, as_of);
+    let from = as_of - chrono::Days::new(chart::MAX_DAYS + 1);
+    let raised = store.raised_per_hour(campaign.id, from, as_of).await?;
+    let days = chart::raised_per_day(&raised, campaign.timezone, as_of);
     let chart = chart::svg(&days, campaign.currency, "Raised per day")
         .map_err(|e| StoreError::Corrupt(format!("chart of {}: {e}", campaign.slug)))?;
     Ok(Dashboard {

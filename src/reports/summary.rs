@@ -15,6 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::csv;
+use super::tally::GiftCounts;
 use crate::campaign::Campaign;
 use crate::ledger::seal::Seal;
 use crate::ledger::AccountBalance;
@@ -99,12 +100,12 @@ pub const CSV_COLUMNS: &[&str] = &[
 ];
 
 impl Summary {
-    /// Computes the summary from the campaign's balances and kept gifts as of `as_of`.
+    /// Computes the summary from the campaign's balances and gift counts as of `as_of`.
     pub fn compute(
         campaign: &Campaign,
         as_of: DateTime<Utc>,
         balances: &[AccountBalance],
-        gifts: &[GiftFigure],
+        counts: &GiftCounts,
         seal: Seal,
         unsealed: i64,
     ) -> Result<Summary, MoneyError> {
@@ -123,23 +124,7 @@ impl Summary {
         let net = gross.checked_sub(refunded)?.checked_sub(charged_back)?;
         let fees =
             natural("expenses:fees:stripe").checked_add(natural("expenses:fees:disputes"))?;
-        let mut kept: Vec<Money> = gifts.iter().map(|g| g.kept).collect();
-        kept.sort();
-        let total = kept.iter().try_fold(zero, |sum, g| sum.checked_add(*g))?;
-        let count = u64::try_from(kept.len()).unwrap_or(u64::MAX);
-        let average = if count == 0 {
-            zero
-        } else {
-            total.divided_by(count)?
-        };
-        let median = match kept.len() {
-            0 => zero,
-            n if n % 2 == 1 => kept[n / 2],
-            n => kept[n / 2 - 1].checked_add(kept[n / 2])?.divided_by(2)?,
-        };
-        let mut persons: Vec<i64> = gifts.iter().map(|g| g.person_id).collect();
-        persons.sort_unstable();
-        persons.dedup();
+        let gifts = counts.statistics(currency)?;
         let text = |m: Money| m.to_decimal().to_string();
         Ok(Summary {
             campaign: campaign.slug.to_string(),
@@ -151,10 +136,10 @@ impl Summary {
             net: text(net),
             fees: text(fees),
             net_of_fees: text(net.checked_sub(fees)?),
-            contributions: count,
-            donors: u64::try_from(persons.len()).unwrap_or(u64::MAX),
-            average_gift: text(average),
-            median_gift: text(median),
+            contributions: gifts.count,
+            donors: counts.donors,
+            average_gift: text(gifts.average),
+            median_gift: text(gifts.median),
             at_stripe: text(natural("assets:stripe")),
             in_bank: text(natural("assets:bank")),
             cheques_to_deposit: text(natural("assets:cheques")),

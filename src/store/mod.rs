@@ -539,13 +539,34 @@ impl Store {
         dispatch!(self, s => s.campaign(slug).await)
     }
 
-    /// The campaign's gifts paid by `as_of` that the books kept some of, with their person.
+    /// The campaign's gifts paid by `as_of` that the books kept some of, with their person,
+    /// read one by one: the reference [`Store::gift_counts`] is checked against.
     pub async fn kept_gifts(
         &self,
         campaign: CampaignId,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<crate::reports::GiftFigure>, StoreError> {
         dispatch!(self, s => s.kept_gifts(campaign, as_of).await)
+    }
+
+    /// The summary's gift figures as of `as_of` (contributions by kept amount, distinct
+    /// donors), from the tallies: a few thousand rows whatever the number of gifts.
+    pub async fn gift_counts(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<crate::reports::tally::GiftCounts, StoreError> {
+        dispatch!(self, s => s.gift_counts(campaign, as_of).await)
+    }
+
+    /// Money raised per UTC hour from `from` to `as_of`: (start of the hour, minor units).
+    pub async fn raised_per_hour(
+        &self,
+        campaign: CampaignId,
+        from: DateTime<Utc>,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
+        dispatch!(self, s => s.raised_per_hour(campaign, from, as_of).await)
     }
 
     /// Stores a token's hash for `campaign` and `role`.

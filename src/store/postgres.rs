@@ -23,6 +23,7 @@ use super::{
 use crate::store::NewDonor;
 
 mod compliance;
+mod tallies;
 use crate::access::{Grant, ReportAccess, Role};
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::from_unix_micros;
@@ -304,6 +305,7 @@ impl PgStore {
             .bind(&entry_ids)
             .execute(&mut *tx)
             .await?;
+        Self::count_sealed_gifts(&mut tx, &entries).await?;
         let rollup_accounts: Vec<i64> = extension.rollups.keys().map(|(a, _, _)| a.0).collect();
         let rollup_spans: Vec<&str> = extension
             .rollups
@@ -339,9 +341,11 @@ impl PgStore {
             >= VACUUM_EVERY_SEALS
         {
             self.sealed_since_vacuum.store(0, Ordering::Relaxed);
-            if let Err(error) = sqlx::query("VACUUM (ANALYZE) pending_seal, rollups, seal_head")
-                .execute(&self.pool)
-                .await
+            if let Err(error) = sqlx::query(
+                "VACUUM (ANALYZE) pending_seal, rollups, seal_head, tallies, donor_firsts",
+            )
+            .execute(&self.pool)
+            .await
             {
                 tracing::warn!(%error, "vacuuming the sealer's tables failed");
             }

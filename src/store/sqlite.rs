@@ -21,6 +21,7 @@ use super::{
 use crate::store::NewDonor;
 
 mod compliance;
+mod tallies;
 use crate::access::{Grant, ReportAccess, Role};
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
@@ -304,6 +305,7 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        Self::count_sealed_gifts(&mut tx, &entries).await?;
         for ((account, span, bucket), amount) in &extension.rollups {
             sqlx::query(
                 "INSERT INTO rollups (account_id, span, bucket, amount) VALUES (?1, ?2, ?3, ?4)

@@ -99,7 +99,7 @@ impl PgStore {
         .bind(winner)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        Self::refresh_first_gifts(conn, &persons).await
     }
 
     /// Locks the person `donor` belongs to until the transaction ends; returns the person.
@@ -733,6 +733,13 @@ impl PgStore {
             ),
             None => ("split", vec![placement.donor]),
         };
+        // Every donor of either person, to find the persons they form afterwards.
+        let involved: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM donors WHERE person_id = $1 OR person_id = $2")
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await?;
         if action == "split" && from == placement.donor {
             // The donor was the person's anchor: the others keep together under the next one.
             sqlx::query(
@@ -761,6 +768,13 @@ impl PgStore {
         .bind(to)
         .execute(&mut *tx)
         .await?;
+        let mut persons: Vec<i64> =
+            sqlx::query_scalar("SELECT DISTINCT person_id FROM donors WHERE id = ANY($1)")
+                .bind(&involved)
+                .fetch_all(&mut *tx)
+                .await?;
+        persons.extend([from, to]);
+        Self::refresh_first_gifts(&mut tx, &persons).await?;
         tx.commit().await?;
         Ok(to)
     }

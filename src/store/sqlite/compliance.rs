@@ -92,7 +92,7 @@ impl SqliteStore {
         .bind(winner)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        Self::refresh_first_gifts(conn, &persons).await
     }
 
     /// The person `donor` belongs to. The writer transaction already excludes every other
@@ -514,6 +514,13 @@ impl SqliteStore {
             ),
             None => ("split", vec![placement.donor]),
         };
+        // Every donor of either person, to find the persons they form afterwards.
+        let involved: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM donors WHERE person_id = ?1 OR person_id = ?2")
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await?;
         if action == "split" && from == placement.donor {
             // The donor was the person's anchor: the others keep together under the next one.
             sqlx::query(
@@ -542,6 +549,14 @@ impl SqliteStore {
         .bind(to)
         .execute(&mut *tx)
         .await?;
+        let mut persons: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT person_id FROM donors WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(&involved))
+        .fetch_all(&mut *tx)
+        .await?;
+        persons.extend([from, to]);
+        Self::refresh_first_gifts(&mut tx, &persons).await?;
         tx.commit().await?;
         Ok(to)
     }
@@ -733,7 +748,7 @@ impl SqliteStore {
 }
 
 /// A list as the JSON array `json_each` reads.
-fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+pub(super) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 

@@ -1,0 +1,288 @@
+//! SQLite: the summary's tallies (see `reports::tally`) — counting gifts as the sealer seals
+//! them, moving persons' first gifts when persons change, and reading the figures. SQLite
+//! has one writer, so a refresh never races another.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use super::compliance::json_list;
+use super::{time, SqliteStore};
+use crate::clock::unix_micros;
+use crate::ids::CampaignId;
+use crate::ledger::balance::hour_start_micros;
+use crate::ledger::entry::StoredEntry;
+use crate::ledger::hour_bucket;
+use crate::reports::tally::{
+    count_gift, first_gift_changes, AsOfRanges, FirstGift, GiftCounts, TallyChanges,
+};
+use crate::store::StoreError;
+
+/// The gifts posted but not sealed yet that count by `?2`, with their persons, driven from
+/// the sealer's queue (SQLite keeps the left table of a CROSS JOIN as the outer loop).
+const UNSEALED_GIFTS: &str = "
+    SELECT c.kept, d.person_id,
+           EXISTS (SELECT 1 FROM donor_firsts f WHERE f.person_id = d.person_id AND f.first_at <= ?2) AS counted_donor
+    FROM (SELECT DISTINCT e.contribution_id
+          FROM pending_seal q CROSS JOIN entries e ON e.id = q.entry_id
+          WHERE e.campaign_id = ?1 AND e.contribution_id IS NOT NULL) p
+    CROSS JOIN (
+        SELECT c.id, c.donor_id, c.paid_at,
+               c.amount - coalesce((SELECT x.excess FROM compliance_decisions x
+                                    WHERE x.contribution_id = c.id AND x.stage = 'posting'), 0) AS kept
+        FROM contributions c) c ON c.id = p.contribution_id
+    JOIN donors d ON d.id = c.donor_id
+    WHERE c.paid_at <= ?2 AND c.kept > 0
+      AND NOT EXISTS (SELECT 1 FROM counted_gifts g WHERE g.contribution_id = c.id)
+      AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= ?2)";
+
+impl SqliteStore {
+    /// Counts the gifts `entries` (just sealed, in the caller's transaction) belong to, if
+    /// they were not counted yet, and refreshes their persons' first gifts.
+    pub(super) async fn count_sealed_gifts(
+        conn: &mut SqliteConnection,
+        entries: &[StoredEntry],
+    ) -> Result<(), StoreError> {
+        let contributions: Vec<i64> = entries
+            .iter()
+            .filter_map(|e| e.content.links.contribution_id)
+            .collect::<BTreeSet<i64>>()
+            .into_iter()
+            .collect();
+        if contributions.is_empty() {
+            return Ok(());
+        }
+        let fresh = sqlx::query(
+            "SELECT c.id, c.campaign_id, c.donor_id,
+                    max(c.paid_at, (SELECT min(e.effective_at) FROM entries e WHERE e.contribution_id = c.id)) AS counted_at,
+                    c.amount - coalesce((SELECT x.excess FROM compliance_decisions x
+                                         WHERE x.contribution_id = c.id AND x.stage = 'posting'), 0) AS kept
+             FROM contributions c
+             WHERE c.id IN (SELECT value FROM json_each(?1))
+               AND NOT EXISTS (SELECT 1 FROM counted_gifts g WHERE g.contribution_id = c.id)",
+        )
+        .bind(json_list(&contributions))
+        .fetch_all(&mut *conn)
+        .await?;
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let mut tallies = TallyChanges::new();
+        let mut donors = Vec::with_capacity(fresh.len());
+        for row in &fresh {
+            let (id, campaign, counted_at, kept): (i64, i64, i64, i64) = (
+                row.try_get("id")?,
+                row.try_get("campaign_id")?,
+                row.try_get("counted_at")?,
+                row.try_get("kept")?,
+            );
+            sqlx::query(
+                "INSERT INTO counted_gifts (contribution_id, campaign_id, counted_at, kept) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(id)
+            .bind(campaign)
+            .bind(counted_at)
+            .bind(kept)
+            .execute(&mut *conn)
+            .await?;
+            count_gift(&mut tallies, campaign, time(counted_at)?, kept);
+            donors.push(row.try_get::<i64, _>("donor_id")?);
+        }
+        Self::write_tallies(conn, &tallies).await?;
+        let persons: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT person_id FROM donors WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(&donors))
+        .fetch_all(&mut *conn)
+        .await?;
+        Self::refresh_first_gifts(conn, &persons).await
+    }
+
+    /// Recomputes the first gifts of `persons` (after their gifts were counted, or their
+    /// donors moved between persons) and moves the `first_gifts` tallies accordingly.
+    pub(super) async fn refresh_first_gifts(
+        conn: &mut SqliteConnection,
+        persons: &[i64],
+    ) -> Result<(), StoreError> {
+        if persons.is_empty() {
+            return Ok(());
+        }
+        let read = |rows: Vec<(i64, i64, i64)>| -> Result<Vec<FirstGift>, StoreError> {
+            rows.into_iter()
+                .map(|(person_id, campaign_id, at)| {
+                    Ok(FirstGift {
+                        person_id,
+                        campaign_id,
+                        at: time(at)?,
+                    })
+                })
+                .collect()
+        };
+        let before = read(
+            sqlx::query_as(
+                "SELECT person_id, campaign_id, first_at FROM donor_firsts
+                 WHERE person_id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(json_list(persons))
+            .fetch_all(&mut *conn)
+            .await?,
+        )?;
+        let now = read(
+            sqlx::query_as(
+                "SELECT d.person_id, d.campaign_id, min(g.counted_at)
+                 FROM donors d
+                 JOIN contributions c ON c.donor_id = d.id
+                 JOIN counted_gifts g ON g.contribution_id = c.id AND g.kept > 0
+                 WHERE d.person_id IN (SELECT value FROM json_each(?1))
+                 GROUP BY d.person_id, d.campaign_id",
+            )
+            .bind(json_list(persons))
+            .fetch_all(&mut *conn)
+            .await?,
+        )?;
+        let changes = first_gift_changes(&before, &now);
+        sqlx::query(
+            "DELETE FROM donor_firsts WHERE person_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(&changes.cleared))
+        .execute(&mut *conn)
+        .await?;
+        for first in &changes.set {
+            sqlx::query(
+                "INSERT INTO donor_firsts (person_id, campaign_id, first_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (person_id) DO UPDATE SET first_at = excluded.first_at",
+            )
+            .bind(first.person_id)
+            .bind(first.campaign_id)
+            .bind(unix_micros(first.at))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Self::write_tallies(conn, &changes.tallies).await
+    }
+
+    /// Adds `changes` to the tallies. A count that would go negative is refused by the
+    /// table's check.
+    async fn write_tallies(
+        conn: &mut SqliteConnection,
+        changes: &TallyChanges,
+    ) -> Result<(), StoreError> {
+        for ((campaign, figure, span, bucket, kept), by) in changes {
+            if *by == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO tallies (campaign_id, figure, span, bucket, kept, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (campaign_id, figure, span, bucket, kept) DO UPDATE SET count = count + excluded.count",
+            )
+            .bind(campaign)
+            .bind(figure.as_str())
+            .bind(span.as_str())
+            .bind(bucket)
+            .bind(kept)
+            .bind(by)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn gift_counts(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<GiftCounts, StoreError> {
+        let ranges = AsOfRanges::of(as_of);
+        // One snapshot for both reads: a gift the sealer counts between them must be read once.
+        let mut conn = self.reader.begin().await?;
+        // Whole months, whole days of this month, then this day's gifts and first gifts.
+        let rows = sqlx::query(
+            "SELECT figure, kept, sum(count) AS count FROM (
+                 SELECT figure, kept, count FROM tallies
+                 WHERE campaign_id = ?1 AND span = 'month' AND bucket < ?3
+                 UNION ALL
+                 SELECT figure, kept, count FROM tallies
+                 WHERE campaign_id = ?1 AND span = 'day' AND bucket >= ?4 AND bucket < ?5
+                 UNION ALL
+                 SELECT 'gifts', kept, 1 FROM counted_gifts
+                 WHERE campaign_id = ?1 AND counted_at >= ?6 AND counted_at <= ?2 AND kept > 0
+                 UNION ALL
+                 SELECT 'first_gifts', 0, 1 FROM donor_firsts
+                 WHERE campaign_id = ?1 AND first_at >= ?6 AND first_at <= ?2
+             )
+             GROUP BY figure, kept",
+        )
+        .bind(campaign.0)
+        .bind(unix_micros(as_of))
+        .bind(ranges.months_before)
+        .bind(ranges.days_from)
+        .bind(ranges.days_before)
+        .bind(unix_micros(ranges.day_start))
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut counts = GiftCounts::default();
+        for row in &rows {
+            let figure: String = row.try_get("figure")?;
+            let count = u64::try_from(row.try_get::<i64, _>("count")?)
+                .map_err(|_| StoreError::Corrupt("a negative tally".into()))?;
+            if figure == "gifts" {
+                counts.add(row.try_get("kept")?, count);
+            } else {
+                counts.donors += count;
+            }
+        }
+        let unsealed: Vec<(i64, i64, bool)> = sqlx::query_as(UNSEALED_GIFTS)
+            .bind(campaign.0)
+            .bind(unix_micros(as_of))
+            .fetch_all(&mut *conn)
+            .await?;
+        conn.commit().await?;
+        let mut new_donors = BTreeSet::new();
+        for (kept, person, counted_donor) in unsealed {
+            counts.add(kept, 1);
+            if !counted_donor {
+                new_donors.insert(person);
+            }
+        }
+        counts.donors += u64::try_from(new_donors.len()).unwrap_or(u64::MAX);
+        Ok(counts)
+    }
+
+    /// Money raised (`income:donations`, credits less debits) per UTC hour from `from`'s
+    /// hour to `as_of`, as (start of the hour, minor units): the sealer's hourly roll-ups, the
+    /// postings of `as_of`'s hour, and unsealed postings before it.
+    pub async fn raised_per_hour(
+        &self,
+        campaign: CampaignId,
+        from: DateTime<Utc>,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
+        let hour = hour_bucket(as_of);
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT r.bucket * 3600000000, -r.amount
+             FROM accounts a JOIN rollups r ON r.account_id = a.id AND r.span = 'hour' AND r.bucket >= ?2 AND r.bucket < ?3
+             WHERE a.campaign_id = ?1 AND a.name = 'income:donations'
+             UNION ALL
+             SELECT p.effective_at, -p.amount
+             FROM accounts a JOIN postings p ON p.account_id = a.id
+             WHERE a.campaign_id = ?1 AND a.name = 'income:donations' AND p.effective_at >= ?4 AND p.effective_at <= ?5
+             UNION ALL
+             SELECT p.effective_at, -p.amount
+             FROM pending_seal q CROSS JOIN postings p ON p.entry_id = q.entry_id
+             JOIN accounts a ON a.id = p.account_id
+             WHERE p.campaign_id = ?1 AND a.name = 'income:donations' AND p.effective_at >= ?6 AND p.effective_at < ?4",
+        )
+        .bind(campaign.0)
+        .bind(hour_bucket(from))
+        .bind(hour)
+        .bind(hour_start_micros(hour))
+        .bind(unix_micros(as_of))
+        .bind(unix_micros(from))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(at, raised)| Ok((time(at)?, raised)))
+            .collect()
+    }
+}
