@@ -581,7 +581,83 @@ async fn the_register_and_the_day_boundary_follow_paris_time(db: &TestDb) {
     h.server.shutdown().await;
 }
 
+/// Money left at Stripe with no payout for two weeks, and a movement at Stripe that is no
+/// gift, refund, dispute, fee or payout, are on the exceptions report; neither before.
+async fn stripe_money_unpaid_or_unexplained_is_an_exception(db: &TestDb) {
+    use obole::ledger::{Entry, EntryDraft};
+    use obole::money::{Currency, Money};
+    let campaign = db.campaign("printemps-2027").await;
+    let eur = |minor| Money::from_minor(minor, Currency::EUR);
+    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let post = |key: &str, when: &str, other: &str| {
+        Entry::new(
+            &campaign,
+            EntryDraft::new(
+                obole::ids::IdempotencyKey::parse(key).unwrap(),
+                format!("test {key}"),
+                at(when),
+            )
+            .post("assets:stripe", eur(4_000))
+            .post(other, eur(-4_000)),
+        )
+        .unwrap()
+    };
+    // A gift's money at Stripe on 1 March, explained.
+    db.store
+        .post(
+            &post("gift", "2027-03-01T10:00:00Z", "income:donations"),
+            at("2027-03-01T10:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let kinds = |as_of: &str| -> Vec<(String, String)> {
+        let out = db.obole(&[
+            "report",
+            "exceptions",
+            "--campaign",
+            "printemps-2027",
+            "--as-of",
+            as_of,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        report["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_owned(),
+                    e["amount"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(kinds("2027-03-10"), vec![], "nine days at Stripe is normal");
+    assert_eq!(
+        kinds("2027-03-20"),
+        vec![("not_paid_out".to_owned(), "40.00".to_owned())]
+    );
+    // Cash booked into Stripe's account: nothing explains it.
+    db.store
+        .post(
+            &post("odd", "2027-03-21T10:00:00Z", "assets:cash"),
+            at("2027-03-21T10:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds("2027-03-22"),
+        vec![
+            ("unreconciled".to_owned(), "40.00".to_owned()),
+            ("not_paid_out".to_owned(), "80.00".to_owned())
+        ]
+    );
+    assert_eq!(kinds("2027-03-20").len(), 1, "not before it moved");
+}
+
 on_both_stores!(
+    stripe_money_unpaid_or_unexplained_is_an_exception,
     the_summary_counts_what_was_kept_by_the_date_and_each_person_once,
     the_report_api_opens_to_the_campaigns_treasurer_and_auditor_only,
     the_register_and_the_day_boundary_follow_paris_time,

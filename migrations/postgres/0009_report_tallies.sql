@@ -29,7 +29,8 @@ CREATE TABLE tallies (
     bucket      BIGINT NOT NULL,
     kept        BIGINT NOT NULL,
     count       BIGINT NOT NULL CHECK (count >= 0),
-    PRIMARY KEY (campaign_id, figure, span, bucket, kept)
+    -- Keyed for the reads: a campaign's months (or days) before an instant are one range.
+    PRIMARY KEY (campaign_id, span, bucket, figure, kept)
 );
 
 -- Contributions already in sealed books.

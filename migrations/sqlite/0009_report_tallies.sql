@@ -29,7 +29,8 @@ CREATE TABLE tallies (
     bucket      INTEGER NOT NULL,
     kept        INTEGER NOT NULL,
     count       INTEGER NOT NULL CHECK (count >= 0),
-    PRIMARY KEY (campaign_id, figure, span, bucket, kept)
+    -- Keyed for the reads: a campaign's months (or days) before an instant are one range.
+    PRIMARY KEY (campaign_id, span, bucket, figure, kept)
 ) WITHOUT ROWID;
 
 -- Contributions already in sealed books.

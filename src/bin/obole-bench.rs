@@ -90,9 +90,30 @@ fn year_start() -> DateTime<Utc> {
     DateTime::from_timestamp(1_798_761_600, 0).unwrap_or_default() // 2027-01-01T00:00:00Z
 }
 
+/// The donation form's preset amounts, in cents.
+const PRESET_CENTS: [i64; 8] = [500, 1_000, 2_000, 2_700, 5_000, 10_000, 25_000, 50_000];
+
+/// What the `n`th bench gift gives, in cents: nine in ten take one of the form's presets, one
+/// in ten types a whole number of euros from 2 to 1,000 — the shape of small-donor campaigns,
+/// where a handful of amounts make most gifts. `GIFT_CENTS_SQL` is the same in SQL.
+fn gift_cents(n: i64) -> i64 {
+    let mixed = (n * 2_654_435_769) % 2_147_483_648;
+    if mixed % 10 == 0 {
+        (2 + (mixed / 10) % 999) * 100
+    } else {
+        PRESET_CENTS[usize::try_from(mixed % 8).unwrap_or(0)]
+    }
+}
+
+/// [`gift_cents`] of the series number `g`.
+const GIFT_CENTS_SQL: &str = "CASE WHEN (g::int8 * 2654435769) % 2147483648 % 10 = 0
+         THEN (2 + ((g::int8 * 2654435769) % 2147483648 / 10) % 999) * 100
+         ELSE (ARRAY[500, 1000, 2000, 2700, 5000, 10000, 25000, 50000])[(g::int8 * 2654435769) % 2147483648 % 8 + 1]
+    END";
+
 fn gift(key: String, n: i64, at: DateTime<Utc>) -> anyhow::Result<EntryDraft> {
     let eur = |m| Money::from_minor(m, Currency::EUR);
-    let gross = 500 + n % 20_000;
+    let gross = gift_cents(n);
     let fee = 25 + gross * 15 / 1000;
     Ok(
         EntryDraft::new(IdempotencyKey::parse(key)?, "bench gift", at)
@@ -361,16 +382,16 @@ async fn seed(
         .bind(c.id.0)
         .execute(&pool)
         .await?;
-    let first_gift: i64 = sqlx::query_scalar(
+    let first_gift: i64 = sqlx::query_scalar(&format!(
         "WITH made AS (
              INSERT INTO contributions (campaign_id, donor_id, charge_id, amount, currency, paid_at, created_at,
                                         method, declared)
-             SELECT $1, $2 + g % $3, 'ch_bench_' || g, 500 + g % 20000, 'EUR',
-                    $4 + make_interval(secs => (g * $5) / 1000000.0), now(), 'card', '{\"nationality\":\"FR\"}'
+             SELECT $1, $2 + g % $3, 'ch_bench_' || g, {GIFT_CENTS_SQL}, 'EUR',
+                    $4 + make_interval(secs => (g * $5) / 1000000.0), now(), 'card', '{{\"nationality\":\"FR\"}}'
              FROM generate_series(0, $6 - 1) AS g
              RETURNING id)
          SELECT min(id) FROM made",
-    )
+    ))
     .bind(c.id.0)
     .bind(first_donor)
     .bind(scale.donors)
@@ -379,6 +400,21 @@ async fn seed(
     .bind(scale.contributions)
     .fetch_one(&pool)
     .await?;
+    // The SQL amounts are the Rust ones (the entries posted below use `gift_cents`).
+    let amounts: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id - $2, amount FROM contributions WHERE campaign_id = $1 AND id >= $2 ORDER BY id LIMIT 1000",
+    )
+    .bind(c.id.0)
+    .bind(first_gift)
+    .fetch_all(&pool)
+    .await?;
+    for (n, amount) in amounts {
+        anyhow::ensure!(
+            amount == gift_cents(n),
+            "gift {n}: SQL {amount}, Rust {}",
+            gift_cents(n)
+        );
+    }
     pool.close().await;
     println!(
         "seeded {} donors and {} contributions in {:?}",
@@ -471,11 +507,13 @@ async fn reports(
         latencies.push(start.elapsed());
         last = serde_json::from_slice(&body)?;
     }
+    let first = latencies[0];
     latencies.sort();
     println!(
-        "summary  contributions={}  samples={samples}  p50={:?}  p99={:?}  max={:?}  (last: {} gifts, {} donors, gross {})",
+        "summary  contributions={}  samples={samples}  first={first:?}  p50={:?}  p90={:?}  p99={:?}  max={:?}  (last: {} gifts, {} donors, gross {})",
         scale.contributions,
         percentile(&latencies, 50),
+        percentile(&latencies, 90),
         percentile(&latencies, 99),
         latencies[latencies.len() - 1],
         last["contributions"],

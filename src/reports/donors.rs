@@ -99,14 +99,6 @@ pub struct RegisterGift {
     pub kept: Money,
 }
 
-/// One page of the register: the gifts of the persons after a cursor, in person order.
-#[derive(Debug, Clone, Default)]
-pub struct RegisterPage {
-    pub gifts: Vec<RegisterGift>,
-    /// The last person the page covered (the next page starts after it); `None`: no more.
-    pub through_person: Option<i64>,
-}
-
 /// Totals of the whole register, written after the last person.
 #[derive(Debug, Clone, Serialize)]
 pub struct RegisterTotals {

@@ -1,6 +1,8 @@
 //! The `exceptions` report: everything a treasurer must act on — money owed back to donors
-//! (with its deadline, and whether it is overdue), gifts held for review, and webhook events
-//! the intake gave up on.
+//! (with its deadline, and whether it is overdue), gifts held for review, webhook events the
+//! intake gave up on, and Stripe movements the payout reconciliation cannot explain: money
+//! moved at Stripe against an account that is not a gift, refund, dispute, fee or payout, and
+//! money left at Stripe with no payout to the bank for [`PAYOUT_OVERDUE_DAYS`] days.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
@@ -11,11 +13,16 @@ use crate::campaign::Campaign;
 use crate::enforcement::OwedRefund;
 use crate::intake::InboxEvent;
 use crate::ledger::seal::Seal;
+use crate::money::Money;
 use crate::store::StoredDecision;
+
+/// Money at Stripe this long without a payout to the bank is for the treasurer to chase:
+/// Stripe pays out daily after a delay of 2 to 14 days, by country and the account's age.
+pub const PAYOUT_OVERDUE_DAYS: i64 = 14;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exception {
-    /// `owed_overdue`, `owed`, `held`, `parked_event`.
+    /// `owed_overdue`, `owed`, `held`, `unreconciled`, `not_paid_out`, `parked_event`.
     pub kind: &'static str,
     /// The contribution, or the event id.
     pub reference: String,
@@ -35,6 +42,34 @@ pub struct Exceptions {
     pub unsealed: i64,
 }
 
+/// What the store found for the report to weigh.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    pub owed: Vec<OwedRefund>,
+    pub decisions: Vec<StoredDecision>,
+    pub parked: Vec<InboxEvent>,
+    pub at_stripe: AtStripe,
+}
+
+/// Money at Stripe as the reconciliation sees it.
+#[derive(Debug, Clone, Default)]
+pub struct AtStripe {
+    /// The balance of `assets:stripe`.
+    pub balance: Option<Money>,
+    /// The last payout to the bank or, before the first, the first money at Stripe.
+    pub unpaid_since: Option<DateTime<Utc>>,
+    /// Entries that moved money at Stripe the reconciliation cannot explain, with how much.
+    pub unexplained: Vec<Unexplained>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Unexplained {
+    pub entry: i64,
+    pub effective_at: DateTime<Utc>,
+    pub description: String,
+    pub amount: Money,
+}
+
 /// The verdict and reason of a stored decision, from its JSON.
 fn held_reason(decision: &StoredDecision) -> String {
     serde_json::from_str::<serde_json::Value>(&decision.decision)
@@ -49,12 +84,16 @@ impl Exceptions {
     pub fn compute(
         campaign: &Campaign,
         as_of: DateTime<Utc>,
-        owed: &[OwedRefund],
-        decisions: &[StoredDecision],
-        parked: &[InboxEvent],
+        findings: &Findings,
         seal: Seal,
         unsealed: i64,
     ) -> Exceptions {
+        let Findings {
+            owed,
+            decisions,
+            parked,
+            at_stripe,
+        } = findings;
         let today = as_of.with_timezone(&campaign.timezone).date_naive();
         let mut exceptions: Vec<Exception> = owed
             .iter()
@@ -87,6 +126,33 @@ impl Exceptions {
                     detail: held_reason(d),
                 }),
         );
+        let day = |at: DateTime<Utc>| at.with_timezone(&campaign.timezone).date_naive();
+        exceptions.extend(at_stripe.unexplained.iter().map(|u| Exception {
+            kind: "unreconciled",
+            reference: format!("entry {}", u.entry),
+            amount: Some(u.amount.to_decimal().to_string()),
+            due_by: None,
+            detail: format!(
+                "moved at Stripe on {} and is no gift, refund, dispute, fee or payout: {}",
+                day(u.effective_at),
+                u.description
+            ),
+        }));
+        if let (Some(balance), Some(since)) = (at_stripe.balance, at_stripe.unpaid_since) {
+            let days = (as_of - since).num_days();
+            if balance.is_positive() && days >= PAYOUT_OVERDUE_DAYS {
+                exceptions.push(Exception {
+                    kind: "not_paid_out",
+                    reference: "assets:stripe".to_owned(),
+                    amount: Some(balance.to_decimal().to_string()),
+                    due_by: None,
+                    detail: format!(
+                        "at Stripe with no payout to the bank since {} ({days} days)",
+                        day(since)
+                    ),
+                });
+            }
+        }
         exceptions.extend(parked.iter().map(|e| Exception {
             kind: "parked_event",
             reference: e.event_id.clone(),
@@ -102,7 +168,8 @@ impl Exceptions {
             "owed_overdue" => 0,
             "owed" => 1,
             "held" => 2,
-            _ => 3,
+            "unreconciled" | "not_paid_out" => 3,
+            _ => 4,
         };
         exceptions.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.due_by.cmp(&b.due_by)));
         Exceptions {

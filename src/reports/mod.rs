@@ -140,6 +140,8 @@ pub struct Request {
 
 /// Persons per page of the donor register.
 const REGISTER_PAGE: i64 = 1_000;
+/// Pages of the donor register read at once (one per core of a small database server).
+const REGISTER_PAGES_IN_FLIGHT: usize = 2;
 /// Entries per page of the journal.
 const JOURNAL_PAGE: i64 = 2_000;
 
@@ -322,16 +324,35 @@ async fn write_text(
             if !send(&out, register.header(seal.head, seal.unsealed)).await {
                 return Ok(());
             }
-            let mut after = 0;
+            // Pages of persons are found one after another (an index range each), and the
+            // gifts of two pages read at once: the database reads the next page while this
+            // one is written out.
+            let read_gifts = |after: i64, through: i64| {
+                let (store, id) = (store.clone(), campaign.id);
+                tokio::spawn(async move { store.register_gifts(id, as_of, after, through).await })
+            };
+            let mut in_flight = std::collections::VecDeque::new();
+            let (mut after, mut more) = (0, true);
             loop {
-                let page = store
-                    .register_page(campaign.id, as_of, after, REGISTER_PAGE)
-                    .await?;
-                let Some(through) = page.through_person else {
+                while more && in_flight.len() < REGISTER_PAGES_IN_FLIGHT {
+                    match store
+                        .register_span(campaign.id, after, REGISTER_PAGE)
+                        .await?
+                    {
+                        Some(through) => {
+                            in_flight.push_back(read_gifts(after, through));
+                            after = through;
+                        }
+                        None => more = false,
+                    }
+                }
+                let Some(page) = in_flight.pop_front() else {
                     break;
                 };
-                after = through;
-                if !send(&out, register.page(&page.gifts).map_err(corrupt)?).await {
+                let gifts = page
+                    .await
+                    .map_err(|e| StoreError::Corrupt(format!("a register page: {e}")))??;
+                if !send(&out, register.page(&gifts).map_err(corrupt)?).await {
                     return Ok(());
                 }
             }
@@ -413,22 +434,64 @@ async fn exceptions(
     as_of: DateTime<Utc>,
     seal: SealStatus,
 ) -> Result<Exceptions, StoreError> {
-    let owed = store
-        .owed_refunds(Some(campaign.id), None, i64::MAX)
-        .await?;
-    let decisions = store.decisions(campaign.id, 0, i64::MAX).await?;
-    let parked = store
-        .stripe_events_with_status(InboxStatus::Parked, 10_000)
-        .await?;
+    let findings = exceptions::Findings {
+        owed: store
+            .owed_refunds(Some(campaign.id), None, i64::MAX)
+            .await?,
+        decisions: store.decisions(campaign.id, 0, i64::MAX).await?,
+        parked: store
+            .stripe_events_with_status(InboxStatus::Parked, 10_000)
+            .await?,
+        at_stripe: at_stripe(store, campaign, as_of).await?,
+    };
     Ok(Exceptions::compute(
         campaign,
         as_of,
-        &owed,
-        &decisions,
-        &parked,
+        &findings,
         seal.head,
         seal.unsealed,
     ))
+}
+
+/// Money at Stripe by `as_of`, and the movements there the reconciliation cannot explain.
+async fn at_stripe(
+    store: &Store,
+    campaign: &Campaign,
+    as_of: DateTime<Utc>,
+) -> Result<exceptions::AtStripe, StoreError> {
+    let balance = store
+        .balances(campaign.id, as_of)
+        .await?
+        .into_iter()
+        .find(|b| b.account == "assets:stripe")
+        .map(|b| b.natural());
+    let (first, last_payout) = store.stripe_payout_times(campaign.id, as_of).await?;
+    let beyond = store
+        .stripe_entries_beyond(
+            campaign.id,
+            as_of,
+            reconciliation::EXPLAINING_ACCOUNTS,
+            1_000,
+        )
+        .await?;
+    let mut unexplained = Vec::new();
+    for entry in beyond {
+        let minor = reconciliation::unexplained_at_stripe(&entry)
+            .map_err(|e| StoreError::Corrupt(format!("entry {}: {e}", entry.id.0)))?;
+        if minor != 0 {
+            unexplained.push(exceptions::Unexplained {
+                entry: entry.id.0,
+                effective_at: entry.content.effective_at,
+                description: entry.content.description.clone(),
+                amount: crate::money::Money::from_minor(minor, campaign.currency),
+            });
+        }
+    }
+    Ok(exceptions::AtStripe {
+        balance,
+        unpaid_since: last_payout.or(first),
+        unexplained,
+    })
 }
 
 /// What the treasurer's dashboard shows.

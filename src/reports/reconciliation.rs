@@ -97,13 +97,6 @@ impl Reconciler {
     /// Takes the next entries, in recording order.
     pub fn add(&mut self, entries: &[StoredEntry]) -> Result<(), MoneyError> {
         for entry in entries {
-            let at_stripe: i64 = entry
-                .content
-                .postings
-                .iter()
-                .filter(|p| p.account == "assets:stripe")
-                .map(|p| p.amount.minor())
-                .sum();
             let to_bank: i64 = entry
                 .content
                 .postings
@@ -123,8 +116,7 @@ impl Reconciler {
                 // The money left for the bank (or came back from it): a payout row. Any fee
                 // on the payout itself is a fee of the period.
                 self.period.fees = checked(self.period.fees, fee_of(entry))?;
-                self.period.other =
-                    checked(self.period.other, at_stripe + to_bank + fee_of(entry))?;
+                self.period.other = checked(self.period.other, unexplained_at_stripe(entry)?)?;
                 self.period.movements += 1;
                 self.paid_out = checked(self.paid_out, to_bank)?;
                 let period = self.period;
@@ -144,7 +136,6 @@ impl Reconciler {
             }
             // What the classified postings account for at Stripe (each is the other side of
             // a movement there). Gifts count as received (credits), the rest as paid (debits).
-            let mut explained = 0i64;
             for posting in &entry.content.postings {
                 let minor = posting.amount.minor();
                 let (bucket, received) = match posting.account.as_str() {
@@ -161,9 +152,8 @@ impl Reconciler {
                     _ => continue,
                 };
                 *bucket = checked(*bucket, if received { -minor } else { minor })?;
-                explained = checked(explained, -minor)?;
             }
-            self.period.other = checked(self.period.other, at_stripe - explained)?;
+            self.period.other = checked(self.period.other, unexplained_at_stripe(entry)?)?;
             self.period.movements += 1;
         }
         Ok(())
@@ -285,6 +275,37 @@ fn checked(total: i64, add: i64) -> Result<i64, MoneyError> {
     total
         .checked_add(add)
         .ok_or_else(|| MoneyError::Overflow(format!("{total} + {add}")))
+}
+
+/// The accounts that explain money moving at Stripe: a gift (kept or owed back), a refund, a
+/// dispute, Stripe's fee, a payout to the bank. An entry moving money at Stripe against any
+/// other account leaves some of it unexplained.
+pub const EXPLAINING_ACCOUNTS: &[&str] = &[
+    "assets:stripe",
+    "assets:bank",
+    "income:donations",
+    "liabilities:refunds_due",
+    "income:donations:refunds",
+    "income:donations:chargebacks",
+    "expenses:fees:disputes",
+    "expenses:fees:stripe",
+];
+
+/// What `entry` moved at Stripe that its gift, refund, dispute, fee and payout postings do
+/// not explain: zero for every entry the intake writes, and the `other` a treasurer must
+/// explain for anything else. An entry balances, so that is what its postings to the other
+/// accounts take, with the sign of money at Stripe.
+pub fn unexplained_at_stripe(entry: &StoredEntry) -> Result<i64, MoneyError> {
+    let postings = &entry.content.postings;
+    if !postings.iter().any(|p| p.account == "assets:stripe") {
+        return Ok(0);
+    }
+    postings
+        .iter()
+        .filter(|p| !EXPLAINING_ACCOUNTS.contains(&p.account.as_str()))
+        .try_fold(0i64, |unexplained, p| {
+            checked(unexplained, -p.amount.minor())
+        })
 }
 
 fn fee_of(entry: &StoredEntry) -> i64 {

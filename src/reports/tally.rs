@@ -154,6 +154,24 @@ pub fn first_gift_changes(before: &[FirstGift], now: &[FirstGift]) -> FirstGiftC
     changes
 }
 
+/// The first gifts of persons who just had gifts counted: each the earlier of the stored one
+/// (`before`) and their earliest newly counted gift (`counted`). Counting only adds gifts,
+/// so a first gift only ever moves earlier; merges and splits recompute instead.
+pub fn with_counted(before: &[FirstGift], counted: &[FirstGift]) -> Vec<FirstGift> {
+    let mut firsts: BTreeMap<i64, FirstGift> = before.iter().map(|f| (f.person_id, *f)).collect();
+    for gift in counted {
+        firsts
+            .entry(gift.person_id)
+            .and_modify(|first| {
+                if gift.at < first.at {
+                    first.at = gift.at;
+                }
+            })
+            .or_insert(*gift);
+    }
+    firsts.into_values().collect()
+}
+
 /// The tally rows a report adds up for "as of `t`", as bucket ranges: whole months before
 /// `t`'s month, and whole days of that month before `t`'s day. The rest (`t`'s own day up to
 /// `t`) is read from the gifts themselves, from `day_start` on.
@@ -323,6 +341,25 @@ mod tests {
             changes.tallies[&(1, Figure::FirstGifts, Period::Month, february + 1, 0)],
             -1
         );
+    }
+
+    #[test]
+    fn counting_moves_a_first_gift_earlier_only() {
+        let before = [first(7, "2027-03-10T10:00:00Z")];
+        let counted = [
+            first(7, "2027-03-12T10:00:00Z"),
+            first(8, "2027-03-11T10:00:00Z"),
+            first(8, "2027-03-09T10:00:00Z"),
+        ];
+        assert_eq!(
+            with_counted(&before, &counted),
+            vec![
+                first(7, "2027-03-10T10:00:00Z"),
+                first(8, "2027-03-09T10:00:00Z")
+            ]
+        );
+        let earlier = [first(7, "2027-03-01T10:00:00Z")];
+        assert_eq!(with_counted(&before, &earlier), earlier.to_vec());
     }
 
     #[test]

@@ -539,6 +539,27 @@ impl Store {
         dispatch!(self, s => s.campaign(slug).await)
     }
 
+    /// Entries by `as_of` that move money at Stripe and post to an account outside
+    /// `explaining`, at most `limit`, in writing order.
+    pub async fn stripe_entries_beyond(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        explaining: &[&str],
+        limit: i64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        dispatch!(self, s => s.stripe_entries_beyond(campaign, as_of, explaining, limit).await)
+    }
+
+    /// The first money at Stripe and the last payout to the bank, by `as_of`.
+    pub async fn stripe_payout_times(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), StoreError> {
+        dispatch!(self, s => s.stripe_payout_times(campaign, as_of).await)
+    }
+
     /// The campaign's gifts paid by `as_of` that the books kept some of, with their person,
     /// read one by one: the reference [`Store::gift_counts`] is checked against.
     pub async fn kept_gifts(
@@ -740,17 +761,28 @@ impl Store {
         Ok(entries)
     }
 
-    /// A page of the donor register: every gift paid to `campaign` by `as_of` and posted by
-    /// then, of the first `persons` persons after `after_person` (in person order, each
-    /// person's gifts in the order paid), each with what the books kept of it by `as_of`.
-    pub async fn register_page(
+    /// The donor register's next page of persons: the last of the first `persons` persons
+    /// of `campaign` after `after_person`; `None` when there is none.
+    pub async fn register_span(
+        &self,
+        campaign: CampaignId,
+        after_person: i64,
+        persons: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.register_span(campaign, after_person, persons).await)
+    }
+
+    /// The donor register's rows for the persons in `after_person..=through_person`: every
+    /// gift paid to `campaign` by `as_of` and posted by then (in person order, each person's
+    /// gifts in the order paid), each with what the books kept of it by `as_of`.
+    pub async fn register_gifts(
         &self,
         campaign: CampaignId,
         as_of: DateTime<Utc>,
         after_person: i64,
-        persons: i64,
-    ) -> Result<crate::reports::donors::RegisterPage, StoreError> {
-        dispatch!(self, s => s.register_page(campaign, as_of, after_person, persons).await)
+        through_person: i64,
+    ) -> Result<Vec<crate::reports::donors::RegisterGift>, StoreError> {
+        dispatch!(self, s => s.register_gifts(campaign, as_of, after_person, through_person).await)
     }
 
     /// The contributions of `donors` paid by `as_of`, each net of the refunds and chargebacks

@@ -37,7 +37,7 @@ use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
-use crate::reports::donors::RegisterPage;
+use crate::reports::donors::RegisterGift;
 use crate::reports::GiftFigure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -53,6 +53,13 @@ const NET_KEPT: &str = "coalesce((SELECT -sum((SELECT sum(CASE WHEN p.effective_
              FROM postings p JOIN accounts a ON a.id = p.account_id
              WHERE p.entry_id = e.id))::int8
         FROM entries e WHERE e.contribution_id = c.id), 0)";
+
+/// The accounts a gift's kept amount is the balance of (`NET_GIFT_ACCOUNTS`, as a list).
+const GIFT_ACCOUNTS: [&str; 3] = [
+    "income:donations",
+    "income:donations:refunds",
+    "income:donations:chargebacks",
+];
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -491,13 +498,12 @@ impl PgStore {
         .await?)
     }
 
-    pub async fn register_page(
+    pub async fn register_span(
         &self,
         campaign: CampaignId,
-        as_of: DateTime<Utc>,
         after_person: i64,
         persons: i64,
-    ) -> Result<RegisterPage, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let page: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT person_id FROM donors WHERE campaign_id = $1 AND person_id > $2
              ORDER BY person_id LIMIT $3",
@@ -507,35 +513,49 @@ impl PgStore {
         .bind(persons)
         .fetch_all(&self.pool)
         .await?;
-        let Some(&through) = page.last() else {
-            return Ok(RegisterPage::default());
-        };
+        Ok(page.last().copied())
+    }
+
+    pub async fn register_gifts(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        after_person: i64,
+        through: i64,
+    ) -> Result<Vec<RegisterGift>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{REGISTER_COLUMNS},
-                    {NET_KEPT},
-                    c.paid_at
+            "{REGISTER_COLUMNS}, n.net, c.paid_at
              FROM donors d
              -- From the page's donors to their gifts (fenced: never the other way round).
              CROSS JOIN LATERAL (SELECT * FROM contributions c WHERE c.donor_id = d.id OFFSET 0) c
+             CROSS JOIN (SELECT array_agg(id) AS ids FROM accounts
+                         WHERE campaign_id = $1 AND name = ANY($5)) gift_accounts
+             -- What the books kept of the gift by $2, from its entries by then (none: not
+             -- posted yet, not in the register). Postings are read by entry and the gift
+             -- accounts picked in a CASE: an account filter would invite the account's index
+             -- (every posting of the gifts account, for each gift).
+             CROSS JOIN LATERAL (
+                 SELECT -coalesce(sum(p.amount), 0)::int8 AS net, count(*) AS postings
+                 FROM (SELECT e.id FROM entries e
+                       WHERE e.contribution_id = c.id AND e.effective_at <= $2 OFFSET 0) e
+                 CROSS JOIN LATERAL (
+                     SELECT CASE WHEN p.account_id = ANY(gift_accounts.ids) THEN p.amount ELSE 0 END AS amount
+                     FROM postings p WHERE p.entry_id = e.id OFFSET 0) p
+             ) n
              WHERE d.campaign_id = $1 AND d.person_id > $3 AND d.person_id <= $4 AND c.campaign_id = $1
-               AND c.paid_at <= $2
-               AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= $2)
+               AND c.paid_at <= $2 AND n.postings > 0
              ORDER BY d.person_id, c.paid_at, c.id"
         ))
         .bind(campaign.0)
         .bind(as_of)
         .bind(after_person)
         .bind(through)
+        .bind(&GIFT_ACCOUNTS[..])
         .fetch_all(&self.pool)
         .await?;
-        let gifts = rows
-            .iter()
+        rows.iter()
             .map(|row| register_gift(row, row.try_get(16)?))
-            .collect::<Result<_, _>>()?;
-        Ok(RegisterPage {
-            gifts,
-            through_person: Some(through),
-        })
+            .collect()
     }
 
     pub async fn net_contributions(
@@ -700,6 +720,55 @@ impl PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Entries by `as_of` that move money at Stripe and post to an account outside
+    /// `explaining` (the reconciliation's), at most `limit`, in writing order: driven from the
+    /// few postings of the other accounts, never from Stripe's.
+    pub async fn stripe_entries_beyond(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        explaining: &[&str],
+        limit: i64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT p.entry_id
+             FROM accounts a
+             CROSS JOIN LATERAL (SELECT p.entry_id FROM postings p
+                                 WHERE p.account_id = a.id AND p.effective_at <= $3 OFFSET 0) p
+             WHERE a.campaign_id = $1 AND NOT (a.name = ANY($2))
+               AND EXISTS (SELECT 1 FROM postings s JOIN accounts sa ON sa.id = s.account_id
+                           WHERE s.entry_id = p.entry_id AND sa.name = 'assets:stripe')
+             ORDER BY p.entry_id LIMIT $4",
+        )
+        .bind(campaign.0)
+        .bind(explaining)
+        .bind(as_of)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        load_entries(&mut *self.pool.acquire().await?, &ids).await
+    }
+
+    /// The first money at Stripe and the last payout to the bank, by `as_of`.
+    pub async fn stripe_payout_times(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT min(p.effective_at) FROM accounts a JOIN postings p ON p.account_id = a.id
+                     WHERE a.campaign_id = $1 AND a.name = 'assets:stripe' AND p.effective_at <= $2),
+                    (SELECT max(p.effective_at) FROM accounts a JOIN postings p ON p.account_id = a.id
+                     WHERE a.campaign_id = $1 AND a.name = 'assets:bank' AND p.effective_at <= $2
+                       AND EXISTS (SELECT 1 FROM postings s JOIN accounts sa ON sa.id = s.account_id
+                                   WHERE s.entry_id = p.entry_id AND sa.name = 'assets:stripe'))",
+        )
+        .bind(campaign.0)
+        .bind(as_of)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn kept_gifts(

@@ -35,7 +35,7 @@ use crate::ledger::entry::StoredEntry;
 use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
-use crate::reports::donors::RegisterPage;
+use crate::reports::donors::RegisterGift;
 use crate::reports::GiftFigure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -432,13 +432,12 @@ impl SqliteStore {
         .await?)
     }
 
-    pub async fn register_page(
+    pub async fn register_span(
         &self,
         campaign: CampaignId,
-        as_of: DateTime<Utc>,
         after_person: i64,
         persons: i64,
-    ) -> Result<RegisterPage, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let page: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT person_id FROM donors WHERE campaign_id = ?1 AND person_id > ?2
              ORDER BY person_id LIMIT ?3",
@@ -448,9 +447,16 @@ impl SqliteStore {
         .bind(persons)
         .fetch_all(&self.reader)
         .await?;
-        let Some(&through) = page.last() else {
-            return Ok(RegisterPage::default());
-        };
+        Ok(page.last().copied())
+    }
+
+    pub async fn register_gifts(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        after_person: i64,
+        through: i64,
+    ) -> Result<Vec<RegisterGift>, StoreError> {
         let rows = sqlx::query(&format!(
             "{REGISTER_COLUMNS},
                     {NET_KEPT},
@@ -467,14 +473,9 @@ impl SqliteStore {
         .bind(through)
         .fetch_all(&self.reader)
         .await?;
-        let gifts = rows
-            .iter()
+        rows.iter()
             .map(|row| register_gift(row, time(row.try_get(16)?)?))
-            .collect::<Result<_, _>>()?;
-        Ok(RegisterPage {
-            gifts,
-            through_person: Some(through),
-        })
+            .collect()
     }
 
     pub async fn net_contributions(
@@ -636,6 +637,54 @@ impl SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// Entries by `as_of` that move money at Stripe and post to an account outside
+    /// `explaining` (the reconciliation's), at most `limit`, in writing order: driven from the
+    /// few postings of the other accounts, never from Stripe's.
+    pub async fn stripe_entries_beyond(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+        explaining: &[&str],
+        limit: i64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT p.entry_id
+             FROM accounts a CROSS JOIN postings p ON p.account_id = a.id AND p.effective_at <= ?3
+             WHERE a.campaign_id = ?1 AND a.name NOT IN (SELECT value FROM json_each(?2))
+               AND EXISTS (SELECT 1 FROM postings s JOIN accounts sa ON sa.id = s.account_id
+                           WHERE s.entry_id = p.entry_id AND sa.name = 'assets:stripe')
+             ORDER BY p.entry_id LIMIT ?4",
+        )
+        .bind(campaign.0)
+        .bind(serde_json::to_string(explaining).unwrap_or_default())
+        .bind(unix_micros(as_of))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        load_entries(&mut *self.reader.acquire().await?, &ids).await
+    }
+
+    /// The first money at Stripe and the last payout to the bank, by `as_of`.
+    pub async fn stripe_payout_times(
+        &self,
+        campaign: CampaignId,
+        as_of: DateTime<Utc>,
+    ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), StoreError> {
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT min(p.effective_at) FROM accounts a JOIN postings p ON p.account_id = a.id
+                     WHERE a.campaign_id = ?1 AND a.name = 'assets:stripe' AND p.effective_at <= ?2),
+                    (SELECT max(p.effective_at) FROM accounts a JOIN postings p ON p.account_id = a.id
+                     WHERE a.campaign_id = ?1 AND a.name = 'assets:bank' AND p.effective_at <= ?2
+                       AND EXISTS (SELECT 1 FROM postings s JOIN accounts sa ON sa.id = s.account_id
+                                   WHERE s.entry_id = p.entry_id AND sa.name = 'assets:stripe'))",
+        )
+        .bind(campaign.0)
+        .bind(unix_micros(as_of))
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((first.map(time).transpose()?, last.map(time).transpose()?))
     }
 
     pub async fn kept_gifts(

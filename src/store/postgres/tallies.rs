@@ -3,6 +3,8 @@
 //!
 //! Every refresh of first gifts takes one transaction-scoped advisory lock, so the sealer
 //! and a merge never compute a person's first gift from each other's half-written state.
+//! Lookups by lists of ids are driven from the list through fenced LATERALs (`OFFSET 0`):
+//! autovacuum may be off, and a plan from stale statistics would scan whole tables.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +17,8 @@ use crate::ledger::balance::hour_start_micros;
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::hour_bucket;
 use crate::reports::tally::{
-    count_gift, first_gift_changes, AsOfRanges, FirstGift, GiftCounts, TallyChanges,
+    count_gift, first_gift_changes, with_counted, AsOfRanges, FirstGift, FirstGiftChanges,
+    GiftCounts, TallyChanges,
 };
 use crate::store::StoreError;
 
@@ -44,9 +47,17 @@ const UNSEALED_GIFTS: &str = "
     JOIN donors d ON d.id = c.donor_id
     WHERE c.kept > 0";
 
+fn first_gift((person_id, campaign_id, at): (i64, i64, DateTime<Utc>)) -> FirstGift {
+    FirstGift {
+        person_id,
+        campaign_id,
+        at,
+    }
+}
+
 impl PgStore {
     /// Counts the gifts `entries` (just sealed, in the caller's transaction) belong to, if
-    /// they were not counted yet, and refreshes their persons' first gifts.
+    /// they were not counted yet, and moves their persons' first gifts earlier where they are.
     pub(super) async fn count_sealed_gifts(
         conn: &mut PgConnection,
         entries: &[StoredEntry],
@@ -59,45 +70,53 @@ impl PgStore {
             return Ok(());
         }
         let contributions: Vec<i64> = contributions.into_iter().collect();
+        // Locked before the persons are read: a merge committed meanwhile is seen, and one
+        // still open recomputes these persons after us.
+        Self::lock_first_gifts(conn).await?;
         let counted = sqlx::query(
             "INSERT INTO counted_gifts (contribution_id, campaign_id, counted_at, kept)
              SELECT c.id, c.campaign_id,
                     greatest(c.paid_at, (SELECT min(e.effective_at) FROM entries e WHERE e.contribution_id = c.id)),
                     c.amount - coalesce((SELECT x.excess FROM compliance_decisions x
                                          WHERE x.contribution_id = c.id AND x.stage = 'posting'), 0)
-             FROM contributions c WHERE c.id = ANY($1)
+             FROM UNNEST($1::int8[]) AS t(id)
+             CROSS JOIN LATERAL (SELECT * FROM contributions c WHERE c.id = t.id OFFSET 0) c
              ON CONFLICT (contribution_id) DO NOTHING
              RETURNING campaign_id, counted_at, kept,
-                       (SELECT donor_id FROM contributions c WHERE c.id = contribution_id) AS donor_id",
+                       (SELECT d.person_id FROM contributions c JOIN donors d ON d.id = c.donor_id
+                        WHERE c.id = contribution_id) AS person_id",
         )
         .bind(&contributions)
         .fetch_all(&mut *conn)
         .await?;
-        if counted.is_empty() {
-            return Ok(());
-        }
-        let mut tallies = TallyChanges::new();
-        let mut donors = Vec::with_capacity(counted.len());
+        let mut gifts = TallyChanges::new();
+        let mut firsts = Vec::with_capacity(counted.len());
         for row in &counted {
-            count_gift(
-                &mut tallies,
+            let (campaign_id, at, kept): (i64, DateTime<Utc>, i64) = (
                 row.try_get("campaign_id")?,
                 row.try_get("counted_at")?,
                 row.try_get("kept")?,
             );
-            donors.push(row.try_get::<i64, _>("donor_id")?);
+            count_gift(&mut gifts, campaign_id, at, kept);
+            if kept > 0 {
+                firsts.push(FirstGift {
+                    person_id: row.try_get("person_id")?,
+                    campaign_id,
+                    at,
+                });
+            }
         }
-        Self::write_tallies(conn, &tallies).await?;
-        let persons: Vec<i64> =
-            sqlx::query_scalar("SELECT DISTINCT person_id FROM donors WHERE id = ANY($1)")
-                .bind(&donors)
-                .fetch_all(&mut *conn)
-                .await?;
-        Self::refresh_first_gifts(conn, &persons).await
+        let persons: Vec<i64> = firsts.iter().map(|f| f.person_id).collect();
+        let before = Self::first_gifts(conn, &persons).await?;
+        let mut changes = first_gift_changes(&before, &with_counted(&before, &firsts));
+        for (key, by) in gifts {
+            *changes.tallies.entry(key).or_default() += by;
+        }
+        Self::write_first_gifts(conn, &changes).await
     }
 
-    /// Recomputes the first gifts of `persons` (after their gifts were counted, or their
-    /// donors moved between persons) and moves the `first_gifts` tallies accordingly.
+    /// Recomputes the first gifts of `persons` from their gifts (after their donors moved
+    /// between persons) and moves the `first_gifts` tallies accordingly.
     pub(super) async fn refresh_first_gifts(
         conn: &mut PgConnection,
         persons: &[i64],
@@ -105,58 +124,73 @@ impl PgStore {
         if persons.is_empty() {
             return Ok(());
         }
+        Self::lock_first_gifts(conn).await?;
+        let before = Self::first_gifts(conn, persons).await?;
+        let now: Vec<(i64, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT d.person_id, d.campaign_id, min(g.counted_at)
+             FROM UNNEST($1::int8[]) AS t(person)
+             CROSS JOIN LATERAL (SELECT d.id, d.person_id, d.campaign_id FROM donors d
+                                 WHERE d.person_id = t.person OFFSET 0) d
+             CROSS JOIN LATERAL (SELECT c.id FROM contributions c WHERE c.donor_id = d.id OFFSET 0) c
+             CROSS JOIN LATERAL (SELECT g.counted_at FROM counted_gifts g
+                                 WHERE g.contribution_id = c.id AND g.kept > 0 OFFSET 0) g
+             GROUP BY d.person_id, d.campaign_id",
+        )
+        .bind(persons)
+        .fetch_all(&mut *conn)
+        .await?;
+        let now: Vec<FirstGift> = now.into_iter().map(first_gift).collect();
+        Self::write_first_gifts(conn, &first_gift_changes(&before, &now)).await
+    }
+
+    async fn lock_first_gifts(conn: &mut PgConnection) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(FIRST_GIFTS_LOCK)
             .execute(&mut *conn)
             .await?;
-        let read = |rows: Vec<(i64, i64, DateTime<Utc>)>| -> Vec<FirstGift> {
-            rows.into_iter()
-                .map(|(person_id, campaign_id, at)| FirstGift {
-                    person_id,
-                    campaign_id,
-                    at,
-                })
-                .collect()
-        };
-        let before = read(
-            sqlx::query_as(
-                "SELECT person_id, campaign_id, first_at FROM donor_firsts WHERE person_id = ANY($1)",
+        Ok(())
+    }
+
+    /// The stored first gifts of `persons`.
+    async fn first_gifts(
+        conn: &mut PgConnection,
+        persons: &[i64],
+    ) -> Result<Vec<FirstGift>, StoreError> {
+        let rows: Vec<(i64, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT f.person_id, f.campaign_id, f.first_at FROM UNNEST($1::int8[]) AS t(person)
+             CROSS JOIN LATERAL (SELECT * FROM donor_firsts f WHERE f.person_id = t.person OFFSET 0) f",
+        )
+        .bind(persons)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows.into_iter().map(first_gift).collect())
+    }
+
+    async fn write_first_gifts(
+        conn: &mut PgConnection,
+        changes: &FirstGiftChanges,
+    ) -> Result<(), StoreError> {
+        if !changes.cleared.is_empty() {
+            sqlx::query("DELETE FROM donor_firsts WHERE person_id = ANY($1)")
+                .bind(&changes.cleared)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if !changes.set.is_empty() {
+            let persons: Vec<i64> = changes.set.iter().map(|f| f.person_id).collect();
+            let campaigns: Vec<i64> = changes.set.iter().map(|f| f.campaign_id).collect();
+            let at: Vec<DateTime<Utc>> = changes.set.iter().map(|f| f.at).collect();
+            sqlx::query(
+                "INSERT INTO donor_firsts (person_id, campaign_id, first_at)
+                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::timestamptz[])
+                 ON CONFLICT (person_id) DO UPDATE SET first_at = EXCLUDED.first_at",
             )
-            .bind(persons)
-            .fetch_all(&mut *conn)
-            .await?,
-        );
-        let now = read(
-            sqlx::query_as(
-                "SELECT d.person_id, d.campaign_id, min(g.counted_at)
-                 FROM donors d
-                 JOIN contributions c ON c.donor_id = d.id
-                 JOIN counted_gifts g ON g.contribution_id = c.id AND g.kept > 0
-                 WHERE d.person_id = ANY($1)
-                 GROUP BY d.person_id, d.campaign_id",
-            )
-            .bind(persons)
-            .fetch_all(&mut *conn)
-            .await?,
-        );
-        let changes = first_gift_changes(&before, &now);
-        sqlx::query("DELETE FROM donor_firsts WHERE person_id = ANY($1)")
-            .bind(&changes.cleared)
+            .bind(&persons)
+            .bind(&campaigns)
+            .bind(&at)
             .execute(&mut *conn)
             .await?;
-        let set_persons: Vec<i64> = changes.set.iter().map(|f| f.person_id).collect();
-        let set_campaigns: Vec<i64> = changes.set.iter().map(|f| f.campaign_id).collect();
-        let set_at: Vec<DateTime<Utc>> = changes.set.iter().map(|f| f.at).collect();
-        sqlx::query(
-            "INSERT INTO donor_firsts (person_id, campaign_id, first_at)
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::timestamptz[])
-             ON CONFLICT (person_id) DO UPDATE SET first_at = EXCLUDED.first_at",
-        )
-        .bind(&set_persons)
-        .bind(&set_campaigns)
-        .bind(&set_at)
-        .execute(&mut *conn)
-        .await?;
+        }
         Self::write_tallies(conn, &changes.tallies).await
     }
 

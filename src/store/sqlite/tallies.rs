@@ -15,7 +15,8 @@ use crate::ledger::balance::hour_start_micros;
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::hour_bucket;
 use crate::reports::tally::{
-    count_gift, first_gift_changes, AsOfRanges, FirstGift, GiftCounts, TallyChanges,
+    count_gift, first_gift_changes, with_counted, AsOfRanges, FirstGift, FirstGiftChanges,
+    GiftCounts, TallyChanges,
 };
 use crate::store::StoreError;
 
@@ -37,9 +38,17 @@ const UNSEALED_GIFTS: &str = "
       AND NOT EXISTS (SELECT 1 FROM counted_gifts g WHERE g.contribution_id = c.id)
       AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= ?2)";
 
+fn first_gift((person_id, campaign_id, at): (i64, i64, i64)) -> Result<FirstGift, StoreError> {
+    Ok(FirstGift {
+        person_id,
+        campaign_id,
+        at: time(at)?,
+    })
+}
+
 impl SqliteStore {
     /// Counts the gifts `entries` (just sealed, in the caller's transaction) belong to, if
-    /// they were not counted yet, and refreshes their persons' first gifts.
+    /// they were not counted yet, and moves their persons' first gifts earlier where they are.
     pub(super) async fn count_sealed_gifts(
         conn: &mut SqliteConnection,
         entries: &[StoredEntry],
@@ -54,24 +63,21 @@ impl SqliteStore {
             return Ok(());
         }
         let fresh = sqlx::query(
-            "SELECT c.id, c.campaign_id, c.donor_id,
+            "SELECT c.id, c.campaign_id, d.person_id,
                     max(c.paid_at, (SELECT min(e.effective_at) FROM entries e WHERE e.contribution_id = c.id)) AS counted_at,
                     c.amount - coalesce((SELECT x.excess FROM compliance_decisions x
                                          WHERE x.contribution_id = c.id AND x.stage = 'posting'), 0) AS kept
-             FROM contributions c
+             FROM contributions c JOIN donors d ON d.id = c.donor_id
              WHERE c.id IN (SELECT value FROM json_each(?1))
                AND NOT EXISTS (SELECT 1 FROM counted_gifts g WHERE g.contribution_id = c.id)",
         )
         .bind(json_list(&contributions))
         .fetch_all(&mut *conn)
         .await?;
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        let mut tallies = TallyChanges::new();
-        let mut donors = Vec::with_capacity(fresh.len());
+        let mut gifts = TallyChanges::new();
+        let mut firsts = Vec::with_capacity(fresh.len());
         for row in &fresh {
-            let (id, campaign, counted_at, kept): (i64, i64, i64, i64) = (
+            let (id, campaign_id, counted_at, kept): (i64, i64, i64, i64) = (
                 row.try_get("id")?,
                 row.try_get("campaign_id")?,
                 row.try_get("counted_at")?,
@@ -81,26 +87,32 @@ impl SqliteStore {
                 "INSERT INTO counted_gifts (contribution_id, campaign_id, counted_at, kept) VALUES (?1, ?2, ?3, ?4)",
             )
             .bind(id)
-            .bind(campaign)
+            .bind(campaign_id)
             .bind(counted_at)
             .bind(kept)
             .execute(&mut *conn)
             .await?;
-            count_gift(&mut tallies, campaign, time(counted_at)?, kept);
-            donors.push(row.try_get::<i64, _>("donor_id")?);
+            let at = time(counted_at)?;
+            count_gift(&mut gifts, campaign_id, at, kept);
+            if kept > 0 {
+                firsts.push(FirstGift {
+                    person_id: row.try_get("person_id")?,
+                    campaign_id,
+                    at,
+                });
+            }
         }
-        Self::write_tallies(conn, &tallies).await?;
-        let persons: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT person_id FROM donors WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(json_list(&donors))
-        .fetch_all(&mut *conn)
-        .await?;
-        Self::refresh_first_gifts(conn, &persons).await
+        let persons: Vec<i64> = firsts.iter().map(|f| f.person_id).collect();
+        let before = Self::first_gifts(conn, &persons).await?;
+        let mut changes = first_gift_changes(&before, &with_counted(&before, &firsts));
+        for (key, by) in gifts {
+            *changes.tallies.entry(key).or_default() += by;
+        }
+        Self::write_first_gifts(conn, &changes).await
     }
 
-    /// Recomputes the first gifts of `persons` (after their gifts were counted, or their
-    /// donors moved between persons) and moves the `first_gifts` tallies accordingly.
+    /// Recomputes the first gifts of `persons` from their gifts (after their donors moved
+    /// between persons) and moves the `first_gifts` tallies accordingly.
     pub(super) async fn refresh_first_gifts(
         conn: &mut SqliteConnection,
         persons: &[i64],
@@ -108,46 +120,52 @@ impl SqliteStore {
         if persons.is_empty() {
             return Ok(());
         }
-        let read = |rows: Vec<(i64, i64, i64)>| -> Result<Vec<FirstGift>, StoreError> {
-            rows.into_iter()
-                .map(|(person_id, campaign_id, at)| {
-                    Ok(FirstGift {
-                        person_id,
-                        campaign_id,
-                        at: time(at)?,
-                    })
-                })
-                .collect()
-        };
-        let before = read(
-            sqlx::query_as(
-                "SELECT person_id, campaign_id, first_at FROM donor_firsts
-                 WHERE person_id IN (SELECT value FROM json_each(?1))",
-            )
-            .bind(json_list(persons))
-            .fetch_all(&mut *conn)
-            .await?,
-        )?;
-        let now = read(
-            sqlx::query_as(
-                "SELECT d.person_id, d.campaign_id, min(g.counted_at)
-                 FROM donors d
-                 JOIN contributions c ON c.donor_id = d.id
-                 JOIN counted_gifts g ON g.contribution_id = c.id AND g.kept > 0
-                 WHERE d.person_id IN (SELECT value FROM json_each(?1))
-                 GROUP BY d.person_id, d.campaign_id",
-            )
-            .bind(json_list(persons))
-            .fetch_all(&mut *conn)
-            .await?,
-        )?;
-        let changes = first_gift_changes(&before, &now);
-        sqlx::query(
-            "DELETE FROM donor_firsts WHERE person_id IN (SELECT value FROM json_each(?1))",
+        let before = Self::first_gifts(conn, persons).await?;
+        let now: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT d.person_id, d.campaign_id, min(g.counted_at)
+             FROM donors d
+             JOIN contributions c ON c.donor_id = d.id
+             JOIN counted_gifts g ON g.contribution_id = c.id AND g.kept > 0
+             WHERE d.person_id IN (SELECT value FROM json_each(?1))
+             GROUP BY d.person_id, d.campaign_id",
         )
-        .bind(json_list(&changes.cleared))
-        .execute(&mut *conn)
+        .bind(json_list(persons))
+        .fetch_all(&mut *conn)
         .await?;
+        let now = now
+            .into_iter()
+            .map(first_gift)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::write_first_gifts(conn, &first_gift_changes(&before, &now)).await
+    }
+
+    /// The stored first gifts of `persons`.
+    async fn first_gifts(
+        conn: &mut SqliteConnection,
+        persons: &[i64],
+    ) -> Result<Vec<FirstGift>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT person_id, campaign_id, first_at FROM donor_firsts
+             WHERE person_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(persons))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter().map(first_gift).collect()
+    }
+
+    async fn write_first_gifts(
+        conn: &mut SqliteConnection,
+        changes: &FirstGiftChanges,
+    ) -> Result<(), StoreError> {
+        if !changes.cleared.is_empty() {
+            sqlx::query(
+                "DELETE FROM donor_firsts WHERE person_id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(json_list(&changes.cleared))
+            .execute(&mut *conn)
+            .await?;
+        }
         for first in &changes.set {
             sqlx::query(
                 "INSERT INTO donor_firsts (person_id, campaign_id, first_at) VALUES (?1, ?2, ?3)
