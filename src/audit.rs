@@ -1,9 +1,11 @@
-//! `obole verify`: reads the whole chain and re-derives it with [`ChainAudit`].
+//! `obole verify`: reads the whole chain and re-derives it with [`ChainAudit`], and each
+//! sealed entry's gift movement (what the donor register reads) from its postings.
 //!
 //! Read-only. Entries not yet sealed are counted, not judged: the chain cannot vouch for
 //! them until the sealer reaches them.
 
-use crate::ledger::seal::{AuditSummary, ChainAudit, ChainBreak, Seal};
+use crate::ledger::seal::{AuditSummary, ChainAudit, ChainBreak, Seal, SealedEntry};
+use crate::reports::tally::gift_movement;
 use crate::store::{Store, StoreError};
 
 /// Sealed entries read per query.
@@ -13,6 +15,8 @@ const PAGE: i64 = 5_000;
 pub enum VerifyError {
     #[error("the books do not verify: {0}")]
     Broken(#[from] ChainBreak),
+    #[error("the donor register's data does not match the books: {0}")]
+    Derived(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
@@ -58,6 +62,7 @@ async fn verify_once(store: &Store, checkpoints: &[Seal]) -> Result<Option<Verif
         for link in &page {
             audit.check(link)?;
         }
+        check_gift_movements(store, &page).await?;
     }
     let rollups = store.rollups().await?;
     let now = store.seal_status().await?;
@@ -70,4 +75,33 @@ async fn verify_once(store: &Store, checkpoints: &[Seal]) -> Result<Option<Verif
         summary,
         unsealed: now.unsealed,
     }))
+}
+
+/// Each sealed entry linked to a gift has its movement stored as its postings say, and no
+/// other entry has one.
+async fn check_gift_movements(store: &Store, page: &[SealedEntry]) -> Result<(), VerifyError> {
+    let ids: Vec<i64> = page.iter().map(|link| link.entry.id.0).collect();
+    let stored = store.gift_movements(&ids).await?;
+    let expected: Vec<_> = page
+        .iter()
+        .filter_map(|link| gift_movement(&link.entry))
+        .collect();
+    if stored == expected {
+        return Ok(());
+    }
+    let first_difference = expected
+        .iter()
+        .zip(&stored)
+        .find(|(e, s)| e != s)
+        .map(|(e, s)| format!("entry {}: stored {s:?}, postings say {e:?}", e.entry_id))
+        .unwrap_or_else(|| {
+            format!(
+                "{} gift movements stored for entries {}..={}, {} expected",
+                stored.len(),
+                ids.first().unwrap_or(&0),
+                ids.last().unwrap_or(&0),
+                expected.len()
+            )
+        });
+    Err(VerifyError::Derived(first_difference))
 }

@@ -815,7 +815,11 @@ async fn verify(store: &Store, checkpoints: &[Seal], format: Format) -> anyhow::
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(VerifyError::Broken(brk)) => {
+        Err(error @ (VerifyError::Broken(_) | VerifyError::Derived(_))) => {
+            let brk = match &error {
+                VerifyError::Broken(brk) => brk.to_string(),
+                derived => derived.to_string(),
+            };
             match format {
                 Format::Json => println!(
                     "{}",

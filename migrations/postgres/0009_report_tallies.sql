@@ -33,6 +33,18 @@ CREATE TABLE tallies (
     PRIMARY KEY (campaign_id, span, bucket, figure, kept)
 );
 
+-- What each sealed entry linked to a gift moved on the gift's accounts (income:donations and
+-- its refunds and chargebacks; credits negative), so the donor register reads what the books
+-- kept of a gift by any instant from one index, not from its entries' postings. Written by
+-- the sealer with the entry's seal, never updated.
+CREATE TABLE gift_movements (
+    entry_id        BIGINT PRIMARY KEY REFERENCES entries (id),
+    contribution_id BIGINT NOT NULL REFERENCES contributions (id),
+    effective_at    TIMESTAMPTZ NOT NULL,
+    amount          BIGINT NOT NULL
+);
+CREATE INDEX gift_movements_by_contribution ON gift_movements (contribution_id) INCLUDE (effective_at, amount);
+
 -- Contributions already in sealed books.
 INSERT INTO counted_gifts (contribution_id, campaign_id, counted_at, kept)
 SELECT c.id, c.campaign_id,
@@ -71,3 +83,11 @@ SELECT campaign_id, 'first_gifts', span, bucket, 0, count(*) FROM (
     FROM donor_firsts
 ) AS firsts
 GROUP BY campaign_id, span, bucket;
+
+INSERT INTO gift_movements (entry_id, contribution_id, effective_at, amount)
+SELECT e.id, e.contribution_id, e.effective_at,
+       coalesce((SELECT sum(p.amount) FROM postings p JOIN accounts a ON a.id = p.account_id
+                 WHERE p.entry_id = e.id
+                   AND a.name IN ('income:donations', 'income:donations:refunds', 'income:donations:chargebacks')), 0)
+FROM entries e JOIN seals s ON s.entry_id = e.id
+WHERE e.contribution_id IS NOT NULL;

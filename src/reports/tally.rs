@@ -24,7 +24,44 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Datelike, Utc};
 
 use crate::ledger::balance::day_bucket;
+use crate::ledger::entry::StoredEntry;
 use crate::money::{Currency, Money, MoneyError};
+
+/// The accounts whose balance is what the books kept of a gift: its credit to income, less
+/// refunds and chargebacks (the contra accounts).
+pub const GIFT_ACCOUNTS: [&str; 3] = [
+    "income:donations",
+    "income:donations:refunds",
+    "income:donations:chargebacks",
+];
+
+/// What a sealed entry linked to a gift moved on the gift's accounts (credits negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiftMovement {
+    pub entry_id: i64,
+    pub contribution_id: i64,
+    pub effective_at: DateTime<Utc>,
+    pub amount: i64,
+}
+
+/// The gift movement of `entry`, if it is linked to a gift (zero when it moved none of the
+/// gift's accounts: it still shows the gift was posted by then).
+pub fn gift_movement(entry: &StoredEntry) -> Option<GiftMovement> {
+    let contribution_id = entry.content.links.contribution_id?;
+    let amount = entry
+        .content
+        .postings
+        .iter()
+        .filter(|p| GIFT_ACCOUNTS.contains(&p.account.as_str()))
+        .map(|p| p.amount.minor())
+        .fold(0i64, i64::saturating_add);
+    Some(GiftMovement {
+        entry_id: entry.id.0,
+        contribution_id,
+        effective_at: entry.content.effective_at,
+        amount,
+    })
+}
 
 /// What a tally counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

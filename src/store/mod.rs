@@ -1037,4 +1037,12 @@ impl Store {
     pub async fn rollups(&self) -> Result<Vec<(RollupKey, i64)>, StoreError> {
         dispatch!(self, s => s.rollups().await)
     }
+
+    /// The stored gift movements of `entries`, by entry id.
+    pub async fn gift_movements(
+        &self,
+        entries: &[i64],
+    ) -> Result<Vec<crate::reports::tally::GiftMovement>, StoreError> {
+        dispatch!(self, s => s.gift_movements(entries).await)
+    }
 }

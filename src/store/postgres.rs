@@ -38,6 +38,7 @@ use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
 use crate::reports::donors::RegisterGift;
+use crate::reports::tally::GIFT_ACCOUNTS;
 use crate::reports::GiftFigure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -53,13 +54,6 @@ const NET_KEPT: &str = "coalesce((SELECT -sum((SELECT sum(CASE WHEN p.effective_
              FROM postings p JOIN accounts a ON a.id = p.account_id
              WHERE p.entry_id = e.id))::int8
         FROM entries e WHERE e.contribution_id = c.id), 0)";
-
-/// The accounts a gift's kept amount is the balance of (`NET_GIFT_ACCOUNTS`, as a list).
-const GIFT_ACCOUNTS: [&str; 3] = [
-    "income:donations",
-    "income:donations:refunds",
-    "income:donations:chargebacks",
-];
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -524,26 +518,32 @@ impl PgStore {
         through: i64,
     ) -> Result<Vec<RegisterGift>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{REGISTER_COLUMNS}, n.net, c.paid_at
+            "WITH unsealed AS MATERIALIZED (
+                 -- The few entries not sealed yet, from the sealer's queue.
+                 SELECT e.contribution_id, count(DISTINCT e.id) AS entries,
+                        sum(CASE WHEN a.name = ANY($5) THEN p.amount ELSE 0 END) AS amount
+                 FROM pending_seal q
+                 CROSS JOIN LATERAL (SELECT e.id, e.contribution_id FROM entries e
+                                     WHERE e.id = q.entry_id AND e.campaign_id = $1
+                                       AND e.contribution_id IS NOT NULL AND e.effective_at <= $2
+                                     OFFSET 0) e
+                 JOIN postings p ON p.entry_id = e.id
+                 JOIN accounts a ON a.id = p.account_id
+                 GROUP BY e.contribution_id
+             )
+             {REGISTER_COLUMNS}, -(s.amount + coalesce(u.amount, 0))::int8, c.paid_at
              FROM donors d
              -- From the page's donors to their gifts (fenced: never the other way round).
              CROSS JOIN LATERAL (SELECT * FROM contributions c WHERE c.donor_id = d.id OFFSET 0) c
-             CROSS JOIN (SELECT array_agg(id) AS ids FROM accounts
-                         WHERE campaign_id = $1 AND name = ANY($5)) gift_accounts
-             -- What the books kept of the gift by $2, from its entries by then (none: not
-             -- posted yet, not in the register). Postings are read by entry and the gift
-             -- accounts picked in a CASE: an account filter would invite the account's index
-             -- (every posting of the gifts account, for each gift).
+             -- What the gift's sealed entries by $2 moved on its accounts (none: not posted
+             -- yet, not in the register), one index range per gift.
              CROSS JOIN LATERAL (
-                 SELECT -coalesce(sum(p.amount), 0)::int8 AS net, count(*) AS postings
-                 FROM (SELECT e.id FROM entries e
-                       WHERE e.contribution_id = c.id AND e.effective_at <= $2 OFFSET 0) e
-                 CROSS JOIN LATERAL (
-                     SELECT CASE WHEN p.account_id = ANY(gift_accounts.ids) THEN p.amount ELSE 0 END AS amount
-                     FROM postings p WHERE p.entry_id = e.id OFFSET 0) p
-             ) n
+                 SELECT coalesce(sum(m.amount), 0) AS amount, count(*) AS entries
+                 FROM gift_movements m WHERE m.contribution_id = c.id AND m.effective_at <= $2
+             ) s
+             LEFT JOIN unsealed u ON u.contribution_id = c.id
              WHERE d.campaign_id = $1 AND d.person_id > $3 AND d.person_id <= $4 AND c.campaign_id = $1
-               AND c.paid_at <= $2 AND n.postings > 0
+               AND c.paid_at <= $2 AND s.entries + coalesce(u.entries, 0) > 0
              ORDER BY d.person_id, c.paid_at, c.id"
         ))
         .bind(campaign.0)

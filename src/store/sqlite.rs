@@ -36,6 +36,7 @@ use crate::ledger::seal::{Hash32, Seal, SealedEntry};
 use crate::ledger::{hour_bucket, AccountBalance, Entry, CHART};
 use crate::money::Money;
 use crate::reports::donors::RegisterGift;
+use crate::reports::tally::GIFT_ACCOUNTS;
 use crate::reports::GiftFigure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -458,19 +459,34 @@ impl SqliteStore {
         through: i64,
     ) -> Result<Vec<RegisterGift>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{REGISTER_COLUMNS},
-                    {NET_KEPT},
+            "WITH unsealed AS MATERIALIZED (
+                 -- The few entries not sealed yet, from the sealer's queue.
+                 SELECT e.contribution_id,
+                        sum(CASE WHEN a.name IN (SELECT value FROM json_each(?5)) THEN p.amount ELSE 0 END) AS amount
+                 FROM pending_seal q CROSS JOIN entries e ON e.id = q.entry_id
+                 JOIN postings p ON p.entry_id = e.id
+                 JOIN accounts a ON a.id = p.account_id
+                 WHERE e.campaign_id = ?1 AND e.contribution_id IS NOT NULL AND e.effective_at <= ?2
+                 GROUP BY e.contribution_id
+             )
+             {REGISTER_COLUMNS},
+                    -((SELECT coalesce(sum(m.amount), 0) FROM gift_movements m
+                       WHERE m.contribution_id = c.id AND m.effective_at <= ?2) + coalesce(u.amount, 0)),
                     c.paid_at
              FROM donors d CROSS JOIN contributions c ON c.donor_id = d.id
+             LEFT JOIN unsealed u ON u.contribution_id = c.id
              WHERE d.campaign_id = ?1 AND d.person_id > ?3 AND d.person_id <= ?4
                AND c.campaign_id = ?1 AND c.paid_at <= ?2
-               AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= ?2)
+               -- Posted by then: a sealed movement, or an entry in the queue.
+               AND (u.contribution_id IS NOT NULL
+                    OR EXISTS (SELECT 1 FROM gift_movements m WHERE m.contribution_id = c.id AND m.effective_at <= ?2))
              ORDER BY d.person_id, c.paid_at, c.id"
         ))
         .bind(campaign.0)
         .bind(unix_micros(as_of))
         .bind(after_person)
         .bind(through)
+        .bind(serde_json::to_string(&GIFT_ACCOUNTS).unwrap_or_default())
         .fetch_all(&self.reader)
         .await?;
         rows.iter()

@@ -17,8 +17,8 @@ use crate::ledger::balance::hour_start_micros;
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::hour_bucket;
 use crate::reports::tally::{
-    count_gift, first_gift_changes, with_counted, AsOfRanges, FirstGift, FirstGiftChanges,
-    GiftCounts, TallyChanges,
+    count_gift, first_gift_changes, gift_movement, with_counted, AsOfRanges, FirstGift,
+    FirstGiftChanges, GiftCounts, GiftMovement, TallyChanges,
 };
 use crate::store::StoreError;
 
@@ -56,20 +56,39 @@ fn first_gift((person_id, campaign_id, at): (i64, i64, DateTime<Utc>)) -> FirstG
 }
 
 impl PgStore {
-    /// Counts the gifts `entries` (just sealed, in the caller's transaction) belong to, if
-    /// they were not counted yet, and moves their persons' first gifts earlier where they are.
+    /// Records the gift movements of `entries` (just sealed, in the caller's transaction),
+    /// counts the gifts they belong to if they were not counted yet, and moves their persons'
+    /// first gifts earlier where they are.
     pub(super) async fn count_sealed_gifts(
         conn: &mut PgConnection,
         entries: &[StoredEntry],
     ) -> Result<(), StoreError> {
-        let contributions: BTreeSet<i64> = entries
-            .iter()
-            .filter_map(|e| e.content.links.contribution_id)
-            .collect();
-        if contributions.is_empty() {
+        let movements: Vec<GiftMovement> = entries.iter().filter_map(gift_movement).collect();
+        if movements.is_empty() {
             return Ok(());
         }
-        let contributions: Vec<i64> = contributions.into_iter().collect();
+        sqlx::query(
+            "INSERT INTO gift_movements (entry_id, contribution_id, effective_at, amount)
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::timestamptz[], $4::int8[])
+             ON CONFLICT (entry_id) DO NOTHING",
+        )
+        .bind(movements.iter().map(|m| m.entry_id).collect::<Vec<_>>())
+        .bind(
+            movements
+                .iter()
+                .map(|m| m.contribution_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(movements.iter().map(|m| m.effective_at).collect::<Vec<_>>())
+        .bind(movements.iter().map(|m| m.amount).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+        let contributions: Vec<i64> = movements
+            .iter()
+            .map(|m| m.contribution_id)
+            .collect::<BTreeSet<i64>>()
+            .into_iter()
+            .collect();
         // Locked before the persons are read: a merge committed meanwhile is seen, and one
         // still open recomputes these persons after us.
         Self::lock_first_gifts(conn).await?;
@@ -225,6 +244,29 @@ impl PgStore {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+
+    pub async fn gift_movements(&self, entries: &[i64]) -> Result<Vec<GiftMovement>, StoreError> {
+        let rows: Vec<(i64, i64, DateTime<Utc>, i64)> = sqlx::query_as(
+            "SELECT m.entry_id, m.contribution_id, m.effective_at, m.amount
+             FROM UNNEST($1::int8[]) AS t(id)
+             CROSS JOIN LATERAL (SELECT * FROM gift_movements m WHERE m.entry_id = t.id OFFSET 0) m
+             ORDER BY m.entry_id",
+        )
+        .bind(entries)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(entry_id, contribution_id, effective_at, amount)| GiftMovement {
+                    entry_id,
+                    contribution_id,
+                    effective_at,
+                    amount,
+                },
+            )
+            .collect())
     }
 
     pub async fn gift_counts(

@@ -15,8 +15,8 @@ use crate::ledger::balance::hour_start_micros;
 use crate::ledger::entry::StoredEntry;
 use crate::ledger::hour_bucket;
 use crate::reports::tally::{
-    count_gift, first_gift_changes, with_counted, AsOfRanges, FirstGift, FirstGiftChanges,
-    GiftCounts, TallyChanges,
+    count_gift, first_gift_changes, gift_movement, with_counted, AsOfRanges, FirstGift,
+    FirstGiftChanges, GiftCounts, GiftMovement, TallyChanges,
 };
 use crate::store::StoreError;
 
@@ -47,15 +47,29 @@ fn first_gift((person_id, campaign_id, at): (i64, i64, i64)) -> Result<FirstGift
 }
 
 impl SqliteStore {
-    /// Counts the gifts `entries` (just sealed, in the caller's transaction) belong to, if
-    /// they were not counted yet, and moves their persons' first gifts earlier where they are.
+    /// Records the gift movements of `entries` (just sealed, in the caller's transaction),
+    /// counts the gifts they belong to if they were not counted yet, and moves their persons'
+    /// first gifts earlier where they are.
     pub(super) async fn count_sealed_gifts(
         conn: &mut SqliteConnection,
         entries: &[StoredEntry],
     ) -> Result<(), StoreError> {
-        let contributions: Vec<i64> = entries
+        let movements: Vec<GiftMovement> = entries.iter().filter_map(gift_movement).collect();
+        for m in &movements {
+            sqlx::query(
+                "INSERT INTO gift_movements (entry_id, contribution_id, effective_at, amount) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (entry_id) DO NOTHING",
+            )
+            .bind(m.entry_id)
+            .bind(m.contribution_id)
+            .bind(unix_micros(m.effective_at))
+            .bind(m.amount)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let contributions: Vec<i64> = movements
             .iter()
-            .filter_map(|e| e.content.links.contribution_id)
+            .map(|m| m.contribution_id)
             .collect::<BTreeSet<i64>>()
             .into_iter()
             .collect();
@@ -204,6 +218,26 @@ impl SqliteStore {
             .await?;
         }
         Ok(())
+    }
+
+    pub async fn gift_movements(&self, entries: &[i64]) -> Result<Vec<GiftMovement>, StoreError> {
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT entry_id, contribution_id, effective_at, amount FROM gift_movements
+             WHERE entry_id IN (SELECT value FROM json_each(?1)) ORDER BY entry_id",
+        )
+        .bind(json_list(entries))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(entry_id, contribution_id, effective_at, amount)| {
+                Ok(GiftMovement {
+                    entry_id,
+                    contribution_id,
+                    effective_at: time(effective_at)?,
+                    amount,
+                })
+            })
+            .collect()
     }
 
     pub async fn gift_counts(
