@@ -1,5 +1,6 @@
-//! `obole verify`: reads the whole chain and re-derives it with [`ChainAudit`], and each
-//! sealed entry's gift movement (what the donor register reads) from its postings.
+//! `obole verify`: reads the whole chain and re-derives it with [`ChainAudit`], each sealed
+//! entry's gift movement (what the donor register reads) from its postings, and the
+//! summary's tallies from the gifts they count.
 //!
 //! Read-only. Entries not yet sealed are counted, not judged: the chain cannot vouch for
 //! them until the sealer reaches them.
@@ -15,7 +16,7 @@ const PAGE: i64 = 5_000;
 pub enum VerifyError {
     #[error("the books do not verify: {0}")]
     Broken(#[from] ChainBreak),
-    #[error("the donor register's data does not match the books: {0}")]
+    #[error("the reports' derived data does not match the books: {0}")]
     Derived(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -63,6 +64,9 @@ async fn verify_once(store: &Store, checkpoints: &[Seal]) -> Result<Option<Verif
             audit.check(link)?;
         }
         check_gift_movements(store, &page).await?;
+    }
+    if let Some(difference) = store.tally_differences().await?.into_iter().next() {
+        return Err(VerifyError::Derived(difference));
     }
     let rollups = store.rollups().await?;
     let now = store.seal_status().await?;

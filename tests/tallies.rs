@@ -241,6 +241,17 @@ async fn the_tallies_equal_the_gifts_read_one_by_one(db: &TestDb) {
 
 async fn another_history_agrees_too(db: &TestDb) {
     play(db, 2027).await;
+    // A tally changed behind the books' back: `obole verify` names it.
+    db.raw_sql("UPDATE tallies SET count = count + 1 WHERE figure = 'gifts' AND span = 'month'")
+        .await
+        .unwrap();
+    let verify = db.obole(&["verify"]);
+    assert_eq!(verify.status.code(), Some(3), "{}", common::stdout(&verify));
+    assert!(
+        common::stdout(&verify).contains("gifts tally of month"),
+        "{}",
+        common::stdout(&verify)
+    );
 }
 
 on_both_stores!(

@@ -1038,6 +1038,12 @@ impl Store {
         dispatch!(self, s => s.rollups().await)
     }
 
+    /// Where the reports' tallies, persons' first gifts or counted gifts disagree with what
+    /// they are counted from (at most a few of each, described); empty when all agree.
+    pub async fn tally_differences(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.tally_differences().await)
+    }
+
     /// The stored gift movements of `entries`, by entry id.
     pub async fn gift_movements(
         &self,

@@ -47,6 +47,55 @@ const UNSEALED_GIFTS: &str = "
     JOIN donors d ON d.id = c.donor_id
     WHERE c.kept > 0";
 
+/// The tallies, persons' first gifts and counted gifts as recounted from what they derive
+/// from: each row a difference, described (none when all agree). One statement each, so a
+/// sealer writing meanwhile cannot make a difference appear.
+const TALLY_CHECKS: [&str; 3] = [
+    "WITH expected AS (
+         SELECT campaign_id, 'gifts' AS figure, span, bucket, kept, count(*)::int8 AS count FROM (
+             SELECT campaign_id, kept, 'day' AS span, floor(extract(epoch FROM counted_at) / 86400)::int8 AS bucket
+             FROM counted_gifts WHERE kept > 0
+             UNION ALL
+             SELECT campaign_id, kept, 'month', ((extract(year FROM counted_at AT TIME ZONE 'UTC') - 1970) * 12
+                                                 + extract(month FROM counted_at AT TIME ZONE 'UTC') - 1)::int8
+             FROM counted_gifts WHERE kept > 0) g
+         GROUP BY 1, 2, 3, 4, 5
+         UNION ALL
+         SELECT campaign_id, 'first_gifts', span, bucket, 0, count(*)::int8 FROM (
+             SELECT campaign_id, 'day' AS span, floor(extract(epoch FROM first_at) / 86400)::int8 AS bucket
+             FROM donor_firsts
+             UNION ALL
+             SELECT campaign_id, 'month', ((extract(year FROM first_at AT TIME ZONE 'UTC') - 1970) * 12
+                                           + extract(month FROM first_at AT TIME ZONE 'UTC') - 1)::int8
+             FROM donor_firsts) f
+         GROUP BY 1, 2, 3, 4, 5)
+     SELECT format('campaign %s, %s tally of %s %s, kept %s: stored %s, recounted %s',
+                   coalesce(e.campaign_id, t.campaign_id), coalesce(e.figure, t.figure),
+                   coalesce(e.span, t.span), coalesce(e.bucket, t.bucket), coalesce(e.kept, t.kept),
+                   coalesce(t.count, 0), coalesce(e.count, 0))
+     FROM expected e
+     FULL JOIN tallies t ON t.campaign_id = e.campaign_id AND t.figure = e.figure AND t.span = e.span
+                        AND t.bucket = e.bucket AND t.kept = e.kept
+     WHERE coalesce(e.count, 0) <> coalesce(t.count, 0)
+     LIMIT 5",
+    "SELECT format('person %s: first gift stored %s, recounted %s',
+                   coalesce(x.person_id, f.person_id), f.first_at, x.first_at)
+     FROM (SELECT d.person_id, min(g.counted_at) AS first_at
+           FROM counted_gifts g JOIN contributions c ON c.id = g.contribution_id
+           JOIN donors d ON d.id = c.donor_id
+           WHERE g.kept > 0 GROUP BY d.person_id) x
+     FULL JOIN donor_firsts f ON f.person_id = x.person_id
+     WHERE x.first_at IS DISTINCT FROM f.first_at
+     LIMIT 5",
+    "SELECT format('contribution %s: counted as keeping %s, its amount less its excess is %s',
+                   g.contribution_id, g.kept,
+                   c.amount - coalesce(x.excess, 0))
+     FROM counted_gifts g JOIN contributions c ON c.id = g.contribution_id
+     LEFT JOIN compliance_decisions x ON x.contribution_id = c.id AND x.stage = 'posting'
+     WHERE g.kept <> c.amount - coalesce(x.excess, 0)
+     LIMIT 5",
+];
+
 fn first_gift((person_id, campaign_id, at): (i64, i64, DateTime<Utc>)) -> FirstGift {
     FirstGift {
         person_id,
@@ -267,6 +316,16 @@ impl PgStore {
                 },
             )
             .collect())
+    }
+
+    /// What the tallies, first gifts and counted gifts disagree with (see `TALLY_CHECKS`).
+    pub async fn tally_differences(&self) -> Result<Vec<String>, StoreError> {
+        let mut differences = Vec::new();
+        for check in TALLY_CHECKS {
+            let found: Vec<String> = sqlx::query_scalar(check).fetch_all(&self.pool).await?;
+            differences.extend(found);
+        }
+        Ok(differences)
     }
 
     pub async fn gift_counts(

@@ -38,6 +38,54 @@ const UNSEALED_GIFTS: &str = "
       AND NOT EXISTS (SELECT 1 FROM counted_gifts g WHERE g.contribution_id = c.id)
       AND EXISTS (SELECT 1 FROM entries e WHERE e.contribution_id = c.id AND e.effective_at <= ?2)";
 
+/// The tallies, persons' first gifts and counted gifts as recounted from what they derive
+/// from: each row a difference, described (none when all agree).
+const TALLY_CHECKS: [&str; 3] = [
+    "WITH expected AS (
+         SELECT campaign_id, 'gifts' AS figure, span, bucket, kept, count(*) AS count FROM (
+             SELECT campaign_id, kept, 'day' AS span, counted_at / 86400000000 AS bucket
+             FROM counted_gifts WHERE kept > 0
+             UNION ALL
+             SELECT campaign_id, kept, 'month',
+                    (CAST(strftime('%Y', counted_at / 1000000, 'unixepoch') AS INTEGER) - 1970) * 12
+                    + CAST(strftime('%m', counted_at / 1000000, 'unixepoch') AS INTEGER) - 1
+             FROM counted_gifts WHERE kept > 0)
+         GROUP BY 1, 2, 3, 4, 5
+         UNION ALL
+         SELECT campaign_id, 'first_gifts', span, bucket, 0, count(*) FROM (
+             SELECT campaign_id, 'day' AS span, first_at / 86400000000 AS bucket FROM donor_firsts
+             UNION ALL
+             SELECT campaign_id, 'month',
+                    (CAST(strftime('%Y', first_at / 1000000, 'unixepoch') AS INTEGER) - 1970) * 12
+                    + CAST(strftime('%m', first_at / 1000000, 'unixepoch') AS INTEGER) - 1
+             FROM donor_firsts)
+         GROUP BY 1, 2, 3, 4, 5)
+     SELECT printf('campaign %d, %s tally of %s %d, kept %d: stored %d, recounted %d',
+                   coalesce(e.campaign_id, t.campaign_id), coalesce(e.figure, t.figure),
+                   coalesce(e.span, t.span), coalesce(e.bucket, t.bucket), coalesce(e.kept, t.kept),
+                   coalesce(t.count, 0), coalesce(e.count, 0))
+     FROM expected e
+     FULL JOIN tallies t ON t.campaign_id = e.campaign_id AND t.figure = e.figure AND t.span = e.span
+                        AND t.bucket = e.bucket AND t.kept = e.kept
+     WHERE coalesce(e.count, 0) <> coalesce(t.count, 0)
+     LIMIT 5",
+    "SELECT printf('person %d: first gift stored %s, recounted %s',
+                   coalesce(x.person_id, f.person_id), f.first_at, x.first_at)
+     FROM (SELECT d.person_id, min(g.counted_at) AS first_at
+           FROM counted_gifts g JOIN contributions c ON c.id = g.contribution_id
+           JOIN donors d ON d.id = c.donor_id
+           WHERE g.kept > 0 GROUP BY d.person_id) x
+     FULL JOIN donor_firsts f ON f.person_id = x.person_id
+     WHERE x.first_at IS NOT f.first_at
+     LIMIT 5",
+    "SELECT printf('contribution %d: counted as keeping %d, its amount less its excess is %d',
+                   g.contribution_id, g.kept, c.amount - coalesce(x.excess, 0))
+     FROM counted_gifts g JOIN contributions c ON c.id = g.contribution_id
+     LEFT JOIN compliance_decisions x ON x.contribution_id = c.id AND x.stage = 'posting'
+     WHERE g.kept <> c.amount - coalesce(x.excess, 0)
+     LIMIT 5",
+];
+
 fn first_gift((person_id, campaign_id, at): (i64, i64, i64)) -> Result<FirstGift, StoreError> {
     Ok(FirstGift {
         person_id,
@@ -238,6 +286,16 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    /// What the tallies, first gifts and counted gifts disagree with (see `TALLY_CHECKS`).
+    pub async fn tally_differences(&self) -> Result<Vec<String>, StoreError> {
+        let mut differences = Vec::new();
+        for check in TALLY_CHECKS {
+            let found: Vec<String> = sqlx::query_scalar(check).fetch_all(&self.reader).await?;
+            differences.extend(found);
+        }
+        Ok(differences)
     }
 
     pub async fn gift_counts(
