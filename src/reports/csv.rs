@@ -3,13 +3,21 @@
 
 /// One line of CSV, CRLF-terminated.
 pub fn row<S: AsRef<str>>(fields: &[S]) -> String {
-    let mut line = fields
-        .iter()
-        .map(|f| field(f.as_ref()))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
+    let mut line = String::new();
+    push_row(&mut line, fields);
     line
+}
+
+/// Appends one line of CSV, CRLF-terminated, to `out` (the register writes a million of
+/// them: no allocation per field).
+pub fn push_row<S: AsRef<str>>(out: &mut String, fields: &[S]) {
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        push_field(out, field.as_ref());
+    }
+    out.push_str("\r\n");
 }
 
 /// A report's closing row: `marker` (`seal` or `#seal`), the seal's sequence and hash, and
@@ -40,11 +48,13 @@ pub fn text(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn field(text: &str) -> String {
+fn push_field(out: &mut String, text: &str) {
     if text.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
     } else {
-        text.to_owned()
+        out.push_str(text);
     }
 }
 

@@ -348,7 +348,7 @@ impl<'c> Register<'c> {
         match self.format {
             super::Format::Csv => {
                 for line in &lines {
-                    out.push_str(&csv::row(&self.csv_cells(&identity, line, itemized)));
+                    csv::push_row(out, &self.csv_cells(&identity, line, itemized));
                 }
             }
             _ => {
