@@ -11,32 +11,8 @@ use common::{stderr, stdout, TestDb};
 use obole::provider::stripe::sim::Gift;
 
 fn cheque(db: &TestDb, amount: &str, received: &str, reference: &str, name: &str) {
-    let out = db.obole(&[
-        "contribution",
-        "add",
-        "--campaign",
-        "printemps-2027",
-        "--method",
-        "cheque",
-        "--amount",
-        amount,
-        "--received",
-        received,
-        "--reference",
-        reference,
-        "--name",
-        name,
-        "--address-line1",
-        &format!("{} rue Garibaldi", name.len()),
-        "--postal-code",
-        "69003",
-        "--country",
-        "FR",
-        "--nationality",
-        "FR",
-        "--attest",
-        "natural_person,own_funds",
-    ]);
+    let street = format!("{} rue Garibaldi", name.len());
+    let out = common::cheque(db, amount, received, reference, name, &street);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 

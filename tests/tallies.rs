@@ -79,11 +79,12 @@ async fn reference(db: &TestDb, campaign: &Campaign, as_of: DateTime<Utc>) -> Gi
     counts
 }
 
-/// The register's (contribution, kept) as of `as_of`, and the reference: each gift's net
-/// read from its entries' postings.
+/// The register's (contribution, kept) as of `as_of`, and the reference: the net of each
+/// gift of the donors of `references`, read from its entries' postings.
 async fn register_and_reference(
     db: &TestDb,
     campaign: &Campaign,
+    references: &[String],
     as_of: DateTime<Utc>,
 ) -> (Vec<(i64, i64)>, Vec<(i64, i64)>) {
     let mut register: Vec<(i64, i64)> = db
@@ -95,7 +96,9 @@ async fn register_and_reference(
         .map(|g| (g.contribution_id, g.kept.minor()))
         .collect();
     register.sort_unstable();
-    let donors: Vec<i64> = (1..=200).collect();
+    let mut donors = donor_ids(db, references).await;
+    donors.sort_unstable();
+    donors.dedup();
     let mut reference: Vec<(i64, i64)> = db
         .store
         .net_contributions(&donors, as_of)
@@ -131,32 +134,8 @@ async fn play(db: &TestDb, seed: u64) {
                 let street = random.below(2) + 1;
                 let amount = *random.pick(AMOUNTS);
                 let day = *random.pick(DAYS);
-                let out = db.obole(&[
-                    "contribution",
-                    "add",
-                    "--campaign",
-                    "printemps-2027",
-                    "--method",
-                    "cheque",
-                    "--amount",
-                    amount,
-                    "--received",
-                    day,
-                    "--reference",
-                    &reference,
-                    "--name",
-                    name,
-                    "--address-line1",
-                    &format!("{street} rue Garibaldi"),
-                    "--postal-code",
-                    "69003",
-                    "--country",
-                    "FR",
-                    "--nationality",
-                    "FR",
-                    "--attest",
-                    "natural_person,own_funds",
-                ]);
+                let line1 = format!("{street} rue Garibaldi");
+                let out = common::cheque(db, amount, day, &reference, name, &line1);
                 // 4: refused (the person is at the cap); the gift is recorded, nothing kept.
                 assert!(
                     matches!(out.status.code(), Some(0 | 4)),
@@ -208,7 +187,8 @@ async fn play(db: &TestDb, seed: u64) {
                 tallied, expected,
                 "seed {seed}, step {step} ({action}), as of {as_of}"
             );
-            let (register, reference) = register_and_reference(db, &campaign, as_of).await;
+            let (register, reference) =
+                register_and_reference(db, &campaign, &references, as_of).await;
             assert_eq!(
                 register, reference,
                 "register: seed {seed}, step {step} ({action}), as of {as_of}"

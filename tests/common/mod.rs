@@ -230,6 +230,44 @@ pub fn obole_with_url(url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `obole contribution add` of a cheque to campaign `printemps-2027` from a French donor
+/// living at `line1`, Lyon (the same name at the same address is the same person).
+pub fn cheque(
+    db: &TestDb,
+    amount: &str,
+    received: &str,
+    reference: &str,
+    name: &str,
+    line1: &str,
+) -> Output {
+    db.obole(&[
+        "contribution",
+        "add",
+        "--campaign",
+        "printemps-2027",
+        "--method",
+        "cheque",
+        "--amount",
+        amount,
+        "--received",
+        received,
+        "--reference",
+        reference,
+        "--name",
+        name,
+        "--address-line1",
+        line1,
+        "--postal-code",
+        "69003",
+        "--country",
+        "FR",
+        "--nationality",
+        "FR",
+        "--attest",
+        "natural_person,own_funds",
+    ])
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
