@@ -33,6 +33,7 @@ use crate::campaign::Campaign;
 use crate::compliance::{Packs, RulePack};
 use crate::intake::InboxStatus;
 use crate::ledger::entry::StoredEntry;
+use crate::ledger::AccountBalance;
 use crate::store::{SealStatus, Store, StoreError};
 pub use donors::View;
 
@@ -312,7 +313,8 @@ async fn write_text(
         |value: serde_json::Result<String>| value.map_err(|e| StoreError::Corrupt(e.to_string()));
     let whole = match kind {
         Kind::Summary => {
-            let report = summary(store, campaign, as_of, seal).await?;
+            let balances = store.balances(campaign.id, as_of).await?;
+            let report = summary(store, campaign, as_of, seal, &balances).await?;
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
                 Format::Csv | Format::Pdf => report.to_csv(),
@@ -397,7 +399,8 @@ async fn write_text(
             }
         }
         Kind::Exceptions => {
-            let report = exceptions(store, campaign, as_of, seal).await?;
+            let balances = store.balances(campaign.id, as_of).await?;
+            let report = exceptions(store, campaign, as_of, seal, &balances).await?;
             match format {
                 Format::Json => json(serde_json::to_string_pretty(&report))?,
                 Format::Csv | Format::Pdf => report.to_csv(),
@@ -409,30 +412,26 @@ async fn write_text(
     Ok(())
 }
 
+/// The summary, from the campaign's `balances` as of `as_of` and its gift counts.
 async fn summary(
     store: &Store,
     campaign: &Campaign,
     as_of: DateTime<Utc>,
     seal: SealStatus,
+    balances: &[AccountBalance],
 ) -> Result<Summary, StoreError> {
-    let balances = store.balances(campaign.id, as_of).await?;
     let counts = store.gift_counts(campaign.id, as_of).await?;
-    Summary::compute(
-        campaign,
-        as_of,
-        &balances,
-        &counts,
-        seal.head,
-        seal.unsealed,
-    )
-    .map_err(|e| StoreError::Corrupt(format!("report of {}: {e}", campaign.slug)))
+    Summary::compute(campaign, as_of, balances, &counts, seal.head, seal.unsealed)
+        .map_err(|e| StoreError::Corrupt(format!("report of {}: {e}", campaign.slug)))
 }
 
+/// The exceptions, with the campaign's `balances` as of `as_of` (for the money at Stripe).
 async fn exceptions(
     store: &Store,
     campaign: &Campaign,
     as_of: DateTime<Utc>,
     seal: SealStatus,
+    balances: &[AccountBalance],
 ) -> Result<Exceptions, StoreError> {
     let findings = exceptions::Findings {
         owed: store
@@ -442,7 +441,7 @@ async fn exceptions(
         parked: store
             .stripe_events_with_status(InboxStatus::Parked, 10_000)
             .await?,
-        at_stripe: at_stripe(store, campaign, as_of).await?,
+        at_stripe: at_stripe(store, campaign, as_of, balances).await?,
     };
     Ok(Exceptions::compute(
         campaign,
@@ -458,13 +457,12 @@ async fn at_stripe(
     store: &Store,
     campaign: &Campaign,
     as_of: DateTime<Utc>,
+    balances: &[AccountBalance],
 ) -> Result<exceptions::AtStripe, StoreError> {
-    let balance = store
-        .balances(campaign.id, as_of)
-        .await?
-        .into_iter()
+    let balance = balances
+        .iter()
         .find(|b| b.account == "assets:stripe")
-        .map(|b| b.natural());
+        .map(AccountBalance::natural);
     let (first, last_payout) = store.stripe_payout_times(campaign.id, as_of).await?;
     let beyond = store
         .stripe_entries_beyond(
@@ -511,8 +509,9 @@ pub async fn dashboard(
     as_of: DateTime<Utc>,
 ) -> Result<Dashboard, StoreError> {
     let seal = store.seal_status().await?;
-    let summary = summary(store, campaign, as_of, seal).await?;
-    let exceptions = exceptions(store, campaign, as_of, seal).await?;
+    let balances = store.balances(campaign.id, as_of).await?;
+    let summary = summary(store, campaign, as_of, seal, &balances).await?;
+    let exceptions = exceptions(store, campaign, as_of, seal, &balances).await?;
     let from = as_of - chrono::Days::new(chart::MAX_DAYS + 1);
     let raised = store.raised_per_hour(campaign.id, from, as_of).await?;
     let days = chart::raised_per_day(&raised, campaign.timezone, as_of);
