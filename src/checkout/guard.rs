@@ -107,7 +107,10 @@ impl FormKey {
         let (Ok(at), Ok(tag)) = (issued.parse::<i64>(), hex::decode(tag)) else {
             return false;
         };
-        let age = now.timestamp() - at;
+        // A forged time far from now is refused, not an overflow.
+        let Some(age) = now.timestamp().checked_sub(at) else {
+            return false;
+        };
         let lifetime = i64::try_from(FORM_TOKEN_LIFETIME.as_secs()).unwrap_or(i64::MAX);
         (0..=lifetime).contains(&age)
             && !nonce.is_empty()
@@ -237,6 +240,16 @@ mod tests {
         assert!(!key.check("dupont-2027", &issued.nonce, "garbage", at(60)));
         let other_server = FormKey::new(None).unwrap();
         assert!(!other_server.check("dupont-2027", &issued.nonce, &issued.token, at(60)));
+    }
+
+    #[test]
+    fn a_token_issued_at_any_time_is_checked_without_overflow() {
+        let key = FormKey::new(None).unwrap();
+        let nonce = "0123456789abcdef0123456789abcdef";
+        for issued in [i64::MIN, i64::MIN + 1, -1, i64::MAX] {
+            let token = format!("{issued}.00");
+            assert!(!key.check("dupont-2027", nonce, &token, at(0)));
+        }
     }
 
     #[test]
