@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use super::{
     account_balance, assemble, attach_seals, check_contribution_campaign, currency_of,
@@ -118,6 +118,50 @@ impl SqliteStore {
         Ok(MIGRATOR.run(&self.writer).await?)
     }
 
+    /// A write transaction holding the database's write lock from its first statement
+    /// (`BEGIN IMMEDIATE`). Another process writing the same file (`obole contribution add`
+    /// beside `obole serve`) then makes it wait, under the busy timeout; a deferred
+    /// transaction would instead fail at once with "database is locked" when its first write
+    /// finds that the other process wrote since its first read.
+    pub(crate) async fn write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        loop {
+            match self.writer.begin_with("BEGIN IMMEDIATE").await {
+                Err(sqlx::Error::InvalidSavePointStatement) => {
+                    self.writer_connection().await?;
+                }
+                begun => return begun,
+            }
+        }
+    }
+
+    /// The writer connection, outside any transaction.
+    ///
+    /// Why the check: sqlx 0.8's SQLite worker acknowledges a `BEGIN` before the
+    /// `Transaction` that would roll it back exists, so a caller cancelled at that moment (a
+    /// client gone, a task aborted) leaves the connection inside a transaction nobody owns.
+    /// Used as is, it would hold the write lock for good, and every later write would join
+    /// that transaction and never be committed. Such a connection is closed, which rolls the
+    /// orphan back, and a fresh one opened.
+    pub(crate) async fn writer_connection(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+        loop {
+            let mut conn = self.writer.acquire().await?;
+            // Commands run in order: the ping runs after any rollback a dropped
+            // transaction queued, so what remains open after it is an orphan.
+            conn.ping().await?;
+            if !conn.is_in_transaction() {
+                return Ok(conn);
+            }
+            tracing::warn!(
+                "closing a SQLite connection left inside a transaction by a cancelled BEGIN"
+            );
+            conn.close().await?;
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
@@ -133,7 +177,7 @@ impl SqliteStore {
         c: &NewCampaign,
         now: DateTime<Utc>,
     ) -> Result<Campaign, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at,
                                     financing_from, financing_until)
@@ -189,7 +233,7 @@ impl SqliteStore {
         batch: &[&Entry],
         recorded_at: DateTime<Utc>,
     ) -> Result<Vec<Result<Posted, StoreError>>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let mut results = Vec::with_capacity(batch.len());
         for entry in batch {
             sqlx::query("SAVEPOINT entry").execute(&mut *tx).await?;
@@ -272,7 +316,7 @@ impl SqliteStore {
     }
 
     pub async fn seal_pending(&self, limit: i64, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let (sequence, hash): (i64, String) =
             sqlx::query_as("SELECT sequence, hash FROM seal_head WHERE id = 1")
                 .fetch_one(&mut *tx)
@@ -379,7 +423,7 @@ impl SqliteStore {
         &self,
         events: &[NewInboxEvent],
     ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let mut recorded = Vec::with_capacity(events.len());
         for event in events {
             let envelope = &event.envelope;
@@ -563,7 +607,7 @@ impl SqliteStore {
         settlements: &[(String, Settlement)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         for (event_id, settlement) in settlements {
             let (status, error, next) = settlement_columns(settlement);
             // Only a pending event moves: a redelivered or concurrently settled one keeps
@@ -591,7 +635,7 @@ impl SqliteStore {
              WHERE event_id = ?1 AND status = 'parked'",
         )
         .bind(event_id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer_connection().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -611,7 +655,7 @@ impl SqliteStore {
         .bind(role.as_str())
         .bind(hash)
         .bind(unix_micros(now))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.writer_connection().await?)
         .await?)
     }
 
@@ -650,7 +694,7 @@ impl SqliteStore {
         .bind(unix_micros(access.as_of))
         .bind(access.format)
         .bind(unix_micros(now))
-        .execute(&self.writer)
+        .execute(&mut *self.writer_connection().await?)
         .await?;
         Ok(())
     }
@@ -737,7 +781,7 @@ impl SqliteStore {
         gift: &NewContribution,
         now: DateTime<Utc>,
     ) -> Result<ContributionRef, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let donor_id = upsert_donor(&mut tx, gift.campaign_id, &gift.donor, now).await?;
         let payer = &gift.donor.payer;
         let (contribution_id, stored_campaign): (i64, i64) = sqlx::query_as(

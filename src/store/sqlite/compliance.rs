@@ -235,7 +235,7 @@ impl SqliteStore {
     where
         F: FnOnce(PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
     {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let ruling =
             Self::screen_in(&mut tx, campaign, gift, reservation, payment, now, decide).await?;
         tx.commit().await?;
@@ -254,7 +254,7 @@ impl SqliteStore {
     where
         F: Fn(&Payment, PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
     {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let mut rulings = Vec::with_capacity(payments.len());
         for p in payments {
             rulings.push(
@@ -378,7 +378,7 @@ impl SqliteStore {
     where
         F: FnOnce(PersonHistory) -> Result<Ruling, StoreError>,
     {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let donor = super::upsert_donor(&mut tx, campaign.id, &request.donor, now).await?;
         Self::link_identity(&mut tx, donor, &request.donor.links, now).await?;
         let person = Self::lock_person(&mut tx, donor).await?;
@@ -437,7 +437,7 @@ impl SqliteStore {
         )
         .bind(id)
         .bind(unix_micros(now))
-        .execute(&self.writer)
+        .execute(&mut *self.writer_connection().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -487,7 +487,7 @@ impl SqliteStore {
         .bind(error)
         .bind(unix_micros(now))
         .bind(unix_micros(retry_at))
-        .execute(&self.writer)
+        .execute(&mut *self.writer_connection().await?)
         .await?;
         Ok(())
     }
@@ -497,7 +497,7 @@ impl SqliteStore {
         placement: &DonorPlacement,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write().await?;
         let from = Self::lock_person(&mut tx, placement.donor).await?;
         let to = match placement.into {
             Some(other) => Self::lock_person(&mut tx, other).await?,
@@ -630,7 +630,7 @@ impl SqliteStore {
         )
         .bind(reservation)
         .bind(session)
-        .execute(&self.writer)
+        .execute(&mut *self.writer_connection().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
