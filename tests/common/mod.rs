@@ -51,7 +51,11 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestDb {
     pub async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
+        TestDb::sqlite_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// A SQLite database in `dir`.
+    pub async fn sqlite_in(dir: tempfile::TempDir) -> TestDb {
         let path: PathBuf = dir.path().join("obole.db");
         let url = format!("sqlite://{}", path.display());
         TestDb::open(url, Some(dir), None).await
@@ -59,6 +63,12 @@ impl TestDb {
 
     /// `None` when no PostgreSQL is configured and none is required.
     pub async fn postgres() -> Option<TestDb> {
+        TestDb::postgres_with(None).await
+    }
+
+    /// A PostgreSQL test database whose connections carry `options` (the URL parameter:
+    /// settings such as `-c synchronous_commit=off`).
+    pub async fn postgres_with(options: Option<&str>) -> Option<TestDb> {
         let required = std::env::var("OBOLE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let Ok(admin) = std::env::var("OBOLE_TEST_POSTGRES_URL") else {
             assert!(
@@ -81,7 +91,12 @@ impl TestDb {
             .await
             .unwrap();
         conn.close().await.unwrap();
-        let url = database_url(&admin, &name);
+        let mut url = database_url(&admin, &name);
+        if let Some(options) = options {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("options=");
+            url.push_str(&options.replace(' ', "%20").replace('=', "%3D"));
+        }
         Some(TestDb::open(url, None, Some((admin, name))).await)
     }
 

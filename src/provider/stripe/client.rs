@@ -90,7 +90,7 @@ impl StripeClient {
         let key = settings.secret_key().ok_or(ApiError::NoSecretKey)?;
         let client = ClientBuilder::new(key)
             .url(settings.api_base.clone())
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(settings.request_timeout)
             .build()?;
         let pacer = (settings.api_rate > 0).then(|| {
             Arc::new(Pacer {

@@ -7,6 +7,7 @@ pub mod signature;
 pub mod sim;
 
 use std::fmt;
+use std::time::Duration;
 
 /// Stripe's API, used when `STRIPE_API_BASE` is not set.
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
@@ -35,6 +36,8 @@ pub struct StripeSettings {
     pub api_base: String,
     /// Most API calls per second this deployment makes (0: no limit, for a simulator).
     pub api_rate: u32,
+    /// How long one API call may take before it is abandoned (and retried later).
+    pub request_timeout: Duration,
 }
 
 impl fmt::Debug for StripeSettings {
@@ -101,6 +104,7 @@ impl StripeSettings {
                 .trim_end_matches('/')
                 .to_owned(),
             api_rate: 0,
+            request_timeout: client::REQUEST_TIMEOUT,
         }
         .with_api_rate(None))
     }
@@ -114,6 +118,12 @@ impl StripeSettings {
         } else {
             TEST_API_RATE
         });
+        self
+    }
+
+    /// Abandons an API call after `timeout` (default [`client::REQUEST_TIMEOUT`]).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> StripeSettings {
+        self.request_timeout = timeout;
         self
     }
 

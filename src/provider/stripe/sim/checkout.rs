@@ -20,7 +20,7 @@ use axum::{Form, Json};
 use chrono::{DateTime, Datelike};
 use serde_json::{json, Value};
 
-use super::{address, admit, fold_hex, not_found, stripe_error, Account, Donation, Gift, Sim};
+use super::{address, admit, not_found, stripe_error, Account, Donation, Gift, Sim};
 use super::{SimEvent, StripeSim};
 
 /// A session as the simulated account keeps it.
@@ -83,6 +83,20 @@ pub enum Decline {
     NoSuchSession,
 }
 
+/// Cards whose number starts so are French (Stripe's test card 4000 0025 0000 0003 and, in
+/// the simulator, any other valid number under the same prefix).
+pub const FRENCH_CARD_PREFIX: &str = "4000002500";
+
+/// Stripe's fingerprint of a card number: the same number always gives the same one, and
+/// different numbers different ones.
+pub fn card_fingerprint(number: &str) -> String {
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let hash = digits.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(1099511628211)
+    });
+    format!("fp_{hash:016x}")
+}
+
 /// A test card's issuing country, or why it does not pay.
 fn card_outcome(card: &CardPayment, now: i64) -> Result<&'static str, Decline> {
     let digits: String = card.number.chars().filter(|c| !c.is_whitespace()).collect();
@@ -103,7 +117,9 @@ fn card_outcome(card: &CardPayment, now: i64) -> Result<&'static str, Decline> {
         "4000000000009995" => Err(Decline::InsufficientFunds),
         "4000000000000069" => Err(Decline::ExpiredCard),
         "4000000000000127" => Err(Decline::IncorrectCvc),
-        "4000002500000003" => Ok("FR"),
+        // Stripe's French test card; the simulator also takes its prefix for more French
+        // cards, each with its own fingerprint.
+        d if d.starts_with(FRENCH_CARD_PREFIX) => Ok("FR"),
         _ => Ok("US"),
     }
 }
@@ -164,7 +180,7 @@ impl StripeSim {
                 name: card.name.clone(),
                 email: card.email.clone(),
                 card_country: card_country.to_owned(),
-                card_fingerprint: format!("fp_{}", fold_hex(&digits)),
+                card_fingerprint: card_fingerprint(&digits),
                 address_line1: card.address_line1.clone(),
                 postal_code: card.postal_code.clone(),
                 city: card.city.clone(),

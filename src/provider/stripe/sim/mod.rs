@@ -15,7 +15,7 @@
 //!   exactly the net of the transactions it includes.
 //! - Event snapshots are taken when the event is made; the API always answers current state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,11 +27,12 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
 
+use super::objects::OWED_REFUND_KEY;
 use super::signature;
 
 mod checkout;
 
-pub use checkout::{CardPayment, Decline, OpenSession};
+pub use checkout::{card_fingerprint, CardPayment, Decline, OpenSession, FRENCH_CARD_PREFIX};
 
 /// The API version the simulated objects follow (the one `async-stripe` rc.10 is built for).
 pub const API_VERSION: &str = "2026-09-30.endive";
@@ -122,6 +123,23 @@ pub struct Donation {
     pub events: Vec<SimEvent>,
 }
 
+/// One line of the account's balance history: Stripe's truth about money, for a test's model
+/// of the books to be built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Movement {
+    /// Stripe's `reporting_category`: `charge`, `refund`, `dispute`, `dispute_reversal`,
+    /// `payout` or `payout_reversal`.
+    pub category: String,
+    /// What caused it: a charge, refund, dispute or payout id.
+    pub source: String,
+    /// Minor units, signed as the balance moved.
+    pub amount: i64,
+    pub fee: i64,
+    /// For a refund: whether Obole asked for it to return money owed (its metadata names
+    /// the gift).
+    pub owed_refund: bool,
+}
+
 /// A request the simulated API received (for tests to assert on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenRequest {
@@ -161,6 +179,21 @@ struct Account {
     latency: Duration,
     /// Refund requests still to answer with a 500, as during an outage at Stripe.
     failing_refunds: usize,
+    /// Faults the next API requests suffer, in order.
+    faults: VecDeque<ApiFault>,
+    /// Written into every id after its prefix (`ch_Sim…`), so that several simulated
+    /// accounts can share one database.
+    tag: String,
+}
+
+/// Something going wrong with the next API request (see [`StripeSim::inject_faults`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFault {
+    /// Stripe answers 500 `api_error` and does nothing.
+    Error,
+    /// Stripe answers only after this long. Past the client's timeout the call is abandoned
+    /// although Stripe then carries it out: a lost response.
+    Slow(Duration),
 }
 
 /// The simulated account. Cheap to share: `Arc<StripeSim>`.
@@ -171,9 +204,16 @@ pub struct StripeSim {
 impl StripeSim {
     /// An empty account whose clock starts at `now` (Unix seconds).
     pub fn new(now: i64) -> Arc<StripeSim> {
+        StripeSim::tagged(now, "Sim")
+    }
+
+    /// An empty account whose ids carry `tag` (`ch_{tag}0000…1`): accounts of different tags
+    /// never share an id.
+    pub fn tagged(now: i64, tag: &str) -> Arc<StripeSim> {
         Arc::new(StripeSim {
             account: Mutex::new(Account {
                 now,
+                tag: tag.to_owned(),
                 ..Account::default()
             }),
         })
@@ -237,6 +277,38 @@ impl StripeSim {
     /// The next `count` refund requests fail with Stripe's `api_error` (HTTP 500).
     pub fn fail_refunds(&self, count: usize) {
         self.lock().failing_refunds = count;
+    }
+
+    /// The next API requests suffer `faults`, one each, in order (after any queued before).
+    pub fn inject_faults(&self, faults: impl IntoIterator<Item = ApiFault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Every balance transaction so far, oldest first.
+    pub fn balance_history(&self) -> Vec<Movement> {
+        let a = self.lock();
+        let owed_refunds: std::collections::HashSet<&str> = a
+            .refunds
+            .iter()
+            .filter(|r| !r["metadata"][OWED_REFUND_KEY].is_null())
+            .filter_map(|r| r["id"].as_str())
+            .collect();
+        a.balance_transactions
+            .iter()
+            .map(|t| {
+                let source = t["source"].as_str().unwrap_or_default().to_owned();
+                Movement {
+                    category: t["reporting_category"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    owed_refund: owed_refunds.contains(source.as_str()),
+                    source,
+                    amount: t["amount"].as_i64().unwrap_or(0),
+                    fee: t["fee"].as_i64().unwrap_or(0),
+                }
+            })
+            .collect()
     }
 
     /// The requests received so far.
@@ -477,7 +549,7 @@ impl Account {
 
     fn id(&mut self, prefix: &str) -> String {
         self.serial += 1;
-        format!("{prefix}_Sim{:016}", self.serial)
+        format!("{prefix}_{}{:016}", self.tag, self.serial)
     }
 
     fn event(&mut self, kind: &str, object: Value) -> SimEvent {
@@ -762,14 +834,25 @@ async fn admit(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let latency = {
+    let (latency, fault) = {
         let mut a = sim.lock();
         a.seen.push(SeenRequest {
             method,
             path,
             idempotency_key,
         });
-        a.latency
+        (a.latency, a.faults.pop_front())
+    };
+    let latency = match fault {
+        Some(ApiFault::Error) => {
+            return Err(stripe_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "An unknown error occurred on Stripe's end.",
+            ))
+        }
+        Some(ApiFault::Slow(slow)) => latency + slow,
+        None => latency,
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
