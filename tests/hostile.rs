@@ -92,13 +92,6 @@ async fn hostile_requests_get_a_4xx_and_change_nothing(db: &TestDb) {
     let form = "application/x-www-form-urlencoded";
     let cases: Vec<Case> = vec![
         (
-            "webhook: a body over the limit",
-            "POST",
-            "/webhooks/stripe",
-            vec![],
-            vec![b'{'; BODY_MAX * 16],
-        ),
-        (
             "webhook: unsigned",
             "POST",
             "/webhooks/stripe",
@@ -290,8 +283,27 @@ async fn hostile_requests_get_a_4xx_and_change_nothing(db: &TestDb) {
         );
     }
 
-    // Request smuggling: a body length given twice, two ways. The server refuses it.
+    // A body over the limit, over raw TCP: the server answers from the announced length
+    // and closes, so a client still sending the rest (reqwest) may see the connection reset
+    // before the answer.
     let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        BODY_MAX * 16
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[b'{'; 1024]).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let read = stream.read(&mut answer).await.unwrap();
+    let response = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "a body over the limit: {response}"
+    );
+
+    // Request smuggling: a body length given twice, two ways. The server refuses it.
     let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     stream
         .write_all(
