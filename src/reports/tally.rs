@@ -19,7 +19,7 @@
 //! `first_gifts` count is the number of `donor_firsts` rows in its period; no count is
 //! negative (the stores check it too).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
 
@@ -152,12 +152,13 @@ pub struct FirstGiftChanges {
 }
 
 /// From the stored first gifts of some persons (`before`) and the ones their gifts give now
-/// (`now`; a person absent from it has none), what to write.
+/// (`now`; a person absent from it has none), what to write. A person listed twice counts
+/// once: callers read the persons of a batch of gifts, two of which may be one person's.
 pub fn first_gift_changes(before: &[FirstGift], now: &[FirstGift]) -> FirstGiftChanges {
-    let stored: HashMap<i64, FirstGift> = before.iter().map(|f| (f.person_id, *f)).collect();
-    let current: HashMap<i64, FirstGift> = now.iter().map(|f| (f.person_id, *f)).collect();
+    let stored: BTreeMap<i64, FirstGift> = before.iter().map(|f| (f.person_id, *f)).collect();
+    let current: BTreeMap<i64, FirstGift> = now.iter().map(|f| (f.person_id, *f)).collect();
     let mut changes = FirstGiftChanges::default();
-    for old in before {
+    for old in stored.values() {
         if current.get(&old.person_id) != Some(old) {
             add(
                 &mut changes.tallies,
@@ -172,7 +173,7 @@ pub fn first_gift_changes(before: &[FirstGift], now: &[FirstGift]) -> FirstGiftC
             }
         }
     }
-    for new in now {
+    for new in current.values() {
         if stored.get(&new.person_id) != Some(new) {
             add(
                 &mut changes.tallies,
@@ -186,8 +187,6 @@ pub fn first_gift_changes(before: &[FirstGift], now: &[FirstGift]) -> FirstGiftC
         }
     }
     changes.tallies.retain(|_, by| *by != 0);
-    changes.cleared.sort_unstable();
-    changes.set.sort_by_key(|f| f.person_id);
     changes
 }
 
@@ -397,6 +396,32 @@ mod tests {
         );
         let earlier = [first(7, "2027-03-01T10:00:00Z")];
         assert_eq!(with_counted(&before, &earlier), earlier.to_vec());
+    }
+
+    #[test]
+    fn a_person_read_twice_moves_once() {
+        // Two of person 7's gifts, counted in one batch, both earlier than the stored first:
+        // the batch reads the person once per gift.
+        let stored = first(7, "2027-03-10T10:00:00Z");
+        let earlier = first(7, "2027-03-01T10:00:00Z");
+        let changes = first_gift_changes(&[stored, stored], &[earlier, earlier]);
+        assert_eq!(changes.set, vec![earlier]);
+        assert!(changes.cleared.is_empty());
+        let march = month_bucket(at("2027-03-01T00:00:00Z"));
+        assert!(
+            !changes
+                .tallies
+                .keys()
+                .any(|k| k.2 == Period::Month && k.3 == march),
+            "one person leaves March and comes back to it: {:?}",
+            changes.tallies
+        );
+        let by_day: Vec<i64> = changes.tallies.values().copied().collect();
+        assert_eq!(
+            by_day,
+            vec![1, -1],
+            "one day gains the person, one loses them"
+        );
     }
 
     #[test]

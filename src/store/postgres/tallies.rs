@@ -262,8 +262,11 @@ impl PgStore {
         Self::write_tallies(conn, &changes.tallies).await
     }
 
-    /// Adds `changes` to the tallies, in key order (concurrent writers lock rows in the same
-    /// order). A count that would go negative is refused by the table's check.
+    /// Adds `changes` to the tallies. A count that would go negative is refused by the
+    /// table's check. A MERGE, not `INSERT … ON CONFLICT DO UPDATE`: PostgreSQL checks the
+    /// row proposed for insertion before it looks for a conflict, so a decrement of an
+    /// existing row (a proposed count of −1) would be refused. Every writer holds the
+    /// first-gifts lock, so no two MERGEs insert the same row at once.
     async fn write_tallies(
         conn: &mut PgConnection,
         changes: &TallyChanges,
@@ -279,10 +282,14 @@ impl PgStore {
         let kept: Vec<i64> = changes.iter().map(|(k, _)| k.4).collect();
         let by: Vec<i64> = changes.iter().map(|(_, by)| **by).collect();
         sqlx::query(
-            "INSERT INTO tallies (campaign_id, figure, span, bucket, kept, count)
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[])
-             ON CONFLICT (campaign_id, figure, span, bucket, kept)
-             DO UPDATE SET count = tallies.count + EXCLUDED.count",
+            "MERGE INTO tallies t
+             USING UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[])
+                   AS c(campaign_id, figure, span, bucket, kept, by)
+             ON t.campaign_id = c.campaign_id AND t.figure = c.figure AND t.span = c.span
+                AND t.bucket = c.bucket AND t.kept = c.kept
+             WHEN MATCHED THEN UPDATE SET count = t.count + c.by
+             WHEN NOT MATCHED THEN INSERT (campaign_id, figure, span, bucket, kept, count)
+                  VALUES (c.campaign_id, c.figure, c.span, c.bucket, c.kept, c.by)",
         )
         .bind(&campaigns)
         .bind(&figures)

@@ -243,7 +243,8 @@ impl SqliteStore {
     }
 
     /// Adds `changes` to the tallies. A count that would go negative is refused by the
-    /// table's check.
+    /// table's check. An UPDATE, then an INSERT where no row was there: an upsert would check
+    /// the row proposed for insertion (a count of −1 for a decrement) and refuse it.
     async fn write_tallies(
         conn: &mut SqliteConnection,
         changes: &TallyChanges,
@@ -252,9 +253,9 @@ impl SqliteStore {
             if *by == 0 {
                 continue;
             }
-            sqlx::query(
-                "INSERT INTO tallies (campaign_id, figure, span, bucket, kept, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (campaign_id, figure, span, bucket, kept) DO UPDATE SET count = count + excluded.count",
+            let updated = sqlx::query(
+                "UPDATE tallies SET count = count + ?6
+                 WHERE campaign_id = ?1 AND figure = ?2 AND span = ?3 AND bucket = ?4 AND kept = ?5",
             )
             .bind(campaign)
             .bind(figure.as_str())
@@ -264,6 +265,20 @@ impl SqliteStore {
             .bind(by)
             .execute(&mut *conn)
             .await?;
+            if updated.rows_affected() == 0 {
+                sqlx::query(
+                    "INSERT INTO tallies (campaign_id, figure, span, bucket, kept, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .bind(campaign)
+                .bind(figure.as_str())
+                .bind(span.as_str())
+                .bind(bucket)
+                .bind(kept)
+                .bind(by)
+                .execute(&mut *conn)
+                .await?;
+            }
         }
         Ok(())
     }
