@@ -1,8 +1,11 @@
 //! PostgreSQL: persons, their lock, screening transactions, reservations, owed refunds.
 //!
-//! A person's lock is a row lock (`FOR UPDATE`) on the donor row whose id is the person's: it
-//! serialises the screenings of one person and nothing else, so gifts of different people
-//! never wait for each other.
+//! A person's lock is a row lock (`FOR NO KEY UPDATE`) on the donor row whose id is the
+//! person's: it serialises the screenings of one person and nothing else, so gifts of
+//! different people never wait for each other. Not `FOR UPDATE`: that also blocks the key
+//! share lock every foreign key check to `donors` takes, so the sealer writing a person's first
+//! gift (under the first-gifts lock) would wait for a screening that waits for the first-gifts
+//! lock: a deadlock.
 
 use std::collections::{HashMap, HashSet};
 
@@ -77,7 +80,7 @@ impl PgStore {
         let winner = persons[0];
         // Lock every person involved, in id order, so that no screening of either runs while
         // their donors move.
-        sqlx::query("SELECT id FROM donors WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        sqlx::query("SELECT id FROM donors WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
             .bind(&persons)
             .execute(&mut *conn)
             .await?;
@@ -313,7 +316,7 @@ impl PgStore {
             let mut ids: Vec<i64> = persons.values().copied().collect();
             ids.sort_unstable();
             ids.dedup();
-            sqlx::query("SELECT id FROM donors WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            sqlx::query("SELECT id FROM donors WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
                 .bind(&ids)
                 .execute(&mut *conn)
                 .await?;
