@@ -86,6 +86,8 @@ async fn hostile_requests_get_a_4xx_and_change_nothing(db: &TestDb) {
         db.clock.now().timestamp()
     };
     let signed = |body: &[u8]| sign(body, &[SECRET], now);
+    // Valid but for `\ud800`, which no UTF-8 string can hold (found by fuzzing).
+    const LONE_SURROGATE_EVENT: &[u8] = br#"{"id":"evt_1","object":"event","type":"charge.succeeded","created":1,"livemode":false,"request":{"id":"\ud800"},"data":{"object":{"id":"ch_1"}}}"#;
     let api = "/api/v1/campaigns/printemps-2027/contributions";
     let bearer = format!("Bearer {token}");
     let json = "application/json";
@@ -118,6 +120,13 @@ async fn hostile_requests_get_a_4xx_and_change_nothing(db: &TestDb) {
             "/webhooks/stripe",
             vec![("stripe-signature", signed(b"\xff\xfe{\"id\":1}"))],
             b"\xff\xfe{\"id\":1}".to_vec(),
+        ),
+        (
+            "webhook: a lone surrogate in a field Obole does not read, signed",
+            "POST",
+            "/webhooks/stripe",
+            vec![("stripe-signature", signed(LONE_SURROGATE_EVENT))],
+            LONE_SURROGATE_EVENT.to_vec(),
         ),
         (
             "webhook: SQL in an unsigned event id",
