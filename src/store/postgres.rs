@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::{
     account_balance, assemble, attach_seals, batch_key, check_contribution_campaign, currency_of,
@@ -120,6 +120,20 @@ impl PgStore {
         Ok(MIGRATOR.run(&self.pool).await?)
     }
 
+    /// A transaction whose BEGIN cannot be abandoned halfway. sqlx 0.8 sends BEGIN before the
+    /// `Transaction` exists, so a caller cancelled in between (a task aborted, a client gone)
+    /// would return the connection to the pool inside a transaction nobody owns: every later
+    /// statement on it would run uncommitted, holding its locks (the simulation saw the intake
+    /// stall behind one). Begun in a task of its own, a transaction its caller stopped waiting
+    /// for is dropped there, once it exists, and dropping it rolls it back.
+    pub(super) async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move { pool.begin().await })
+            .await
+            .map_err(|e| StoreError::Refused(format!("beginning a transaction: {e}")))?
+            .map_err(StoreError::from)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -134,7 +148,7 @@ impl PgStore {
         c: &NewCampaign,
         now: DateTime<Utc>,
     ) -> Result<Campaign, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO campaigns (slug, name, rule_pack, currency, timezone, election, created_at,
                                     financing_from, financing_until)
@@ -266,7 +280,7 @@ impl PgStore {
     }
 
     pub async fn seal_pending(&self, limit: i64, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // The head's row lock serialises sealers; writers never touch it.
         let (sequence, hash): (i64, String) =
             sqlx::query_as("SELECT sequence, hash FROM seal_head WHERE id = 1 FOR UPDATE")
@@ -805,7 +819,7 @@ impl PgStore {
         gift: &NewContribution,
         now: DateTime<Utc>,
     ) -> Result<ContributionRef, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let donor_id = upsert_donor(&mut tx, gift.campaign_id, &gift.donor, now).await?;
         let payer = &gift.donor.payer;
         let (contribution_id, stored_campaign): (i64, i64) = sqlx::query_as(

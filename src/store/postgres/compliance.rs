@@ -216,7 +216,7 @@ impl PgStore {
     where
         F: FnOnce(PersonHistory) -> Result<(Ruling, Option<Entry>), StoreError>,
     {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let person = Self::lock_person(&mut tx, gift.donor_id).await?;
         let earlier: Option<(i64, String, i64, String, String)> = sqlx::query_as(
             "SELECT id, verdict, excess, currency, decision FROM compliance_decisions
@@ -398,7 +398,7 @@ impl PgStore {
             ));
         }
         let donors: Vec<i64> = payments.iter().map(|p| p.gift.donor_id).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let person_of = Self::lock_persons(&mut tx, &donors).await?;
         let earlier: HashMap<i64, (i64, String, i64, String, String)> =
             sqlx::query_as::<_, (i64, i64, String, i64, String, String)>(
@@ -600,7 +600,7 @@ impl PgStore {
     where
         F: FnOnce(PersonHistory) -> Result<Ruling, StoreError>,
     {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let donor = super::upsert_donor(&mut tx, campaign.id, &request.donor, now).await?;
         Self::link_identity(&mut tx, donor, &request.donor.links, now).await?;
         let person = Self::lock_person(&mut tx, donor).await?;
@@ -719,7 +719,7 @@ impl PgStore {
         placement: &DonorPlacement,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let from = Self::lock_person(&mut tx, placement.donor).await?;
         let to = match placement.into {
             Some(other) => Self::lock_person(&mut tx, other).await?,

@@ -342,7 +342,7 @@ impl PgStore {
     ) -> Result<GiftCounts, StoreError> {
         let ranges = AsOfRanges::of(as_of);
         // One snapshot for both reads: a gift the sealer counts between them must be read once.
-        let mut conn = self.pool.begin().await?;
+        let mut conn = self.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *conn)
             .await?;
