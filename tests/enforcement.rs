@@ -135,7 +135,7 @@ async fn an_excess_is_set_aside_refunded_exactly_once_and_settled(db: &TestDb) {
         "{decision}"
     );
     // €400 set aside with the gift, effective when it was paid: no report counts it as raised.
-    let contribution = second_contribution(db, &second).await;
+    let contribution = contribution_of(db, &second).await;
     let owed_key = format!("owed:{contribution}");
     assert_eq!(
         db.store
@@ -200,7 +200,7 @@ async fn a_refund_stripe_fails_to_make_is_asked_again_later_and_made_once(db: &T
     h.sim.fail_refunds(2);
     give(&h, db, &gift(4600, "lea@example.fr")).await;
     let over = give(&h, db, &gift(50, "lea@example.fr")).await;
-    let contribution = second_contribution(db, &over).await;
+    let contribution = contribution_of(db, &over).await;
     // Two failures, each retried after a backoff on the worker's clock, then the refund.
     deliver_stripe_replies(&h, db, 2).await;
     assert_eq!(
@@ -230,7 +230,7 @@ async fn a_refund_stripe_fails_to_make_is_asked_again_later_and_made_once(db: &T
     h.server.shutdown().await;
 }
 
-async fn second_contribution(db: &TestDb, donation: &Donation) -> i64 {
+async fn contribution_of(db: &TestDb, donation: &Donation) -> i64 {
     db.store
         .contribution_by_charge(&donation.charge)
         .await
@@ -345,13 +345,69 @@ async fn a_refund_frees_room_and_a_chargeback_too(db: &TestDb) {
     deliver_stripe_replies(&h, db, 2).await;
     assert_eq!(
         refunds_at_stripe(&h, &fourth.charge).await,
-        vec![(
-            100,
-            Some(second_contribution(db, &fourth).await.to_string())
-        )],
+        vec![(100, Some(contribution_of(db, &fourth).await.to_string()))],
         "a refused gift is refunded whole"
     );
     assert_decisions_replay(db, &h.campaign).await;
+    h.server.shutdown().await;
+}
+
+async fn a_won_dispute_owes_back_what_it_reinstates_over_the_cap(db: &TestDb) {
+    let h = harness(db).await;
+    let first = give(&h, db, &gift(4600, "louise@example.fr")).await;
+    // The bank withdraws the whole gift; the donor gives €1,000 into the room that freed.
+    let (dispute, opened) = h.sim.dispute(&first.charge, 1500);
+    h.deliver(db, &opened).await;
+    h.settle(db).await;
+    let second = give(&h, db, &gift(1000, "louise@example.fr")).await;
+    let (verdict, _) = verdict_of(db, &h.campaign, &second.charge).await;
+    assert!(verdict == "accept" || verdict == "hold", "{verdict}");
+    assert_eq!(
+        balance(&h, db, &h.campaign, "liabilities:refunds_due").await,
+        0
+    );
+
+    // The campaign wins the dispute: €4,600 returns, €1,000 of it over the cap.
+    let closed = h.sim.close_dispute(&dispute, true);
+    h.deliver(db, &closed).await;
+    h.settle(db).await;
+    deliver_stripe_replies(&h, db, 2).await;
+    let contribution = contribution_of(db, &first).await;
+    assert_eq!(
+        refunds_at_stripe(&h, &first.charge).await,
+        vec![(100_000, Some(contribution.to_string()))],
+        "the excess the reinstatement brought is refunded from the reinstated gift"
+    );
+    assert_eq!(
+        balance(&h, db, &h.campaign, "income:donations").await
+            + balance(&h, db, &h.campaign, "income:donations:chargebacks").await,
+        -460_000,
+        "the books keep the cap"
+    );
+    assert_eq!(
+        balance(&h, db, &h.campaign, "liabilities:refunds_due").await,
+        0
+    );
+    let rounds: Vec<(i32, bool)> = db
+        .store
+        .owed_refunds(Some(h.campaign.id), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.round, o.outstanding.is_zero() && o.refund_id.is_some()))
+        .collect();
+    assert_eq!(
+        rounds,
+        vec![(1, true)],
+        "a refund round of its own, settled"
+    );
+
+    // Redelivered, the reinstatement is not screened again; nothing more is refunded.
+    h.deliver(db, &closed).await;
+    h.settle(db).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(h.sim.take_outbox().is_empty());
+    assert_eq!(refunds_at_stripe(&h, &first.charge).await.len(), 1);
     h.server.shutdown().await;
 }
 
@@ -547,6 +603,7 @@ on_both_stores!(
     two_cards_and_two_emails_are_one_person,
     a_name_written_differently_at_the_same_address_is_one_person,
     a_refund_frees_room_and_a_chargeback_too,
+    a_won_dispute_owes_back_what_it_reinstates_over_the_cap,
     the_french_cap_spans_every_candidate_of_the_election,
     fifty_simultaneous_webhook_gifts_never_pass_the_cap,
     fifty_simultaneous_checkouts_never_reserve_past_the_cap,

@@ -14,13 +14,17 @@
 //! - At posting, exactly one decision per gift: the gift's payment entry, the decision and the
 //!   excess entry (`income:donations` → `liabilities:refunds_due`) are one transaction; a
 //!   retry finds the decision and replays.
+//! - A won dispute's reinstatement is screened too (`reinstatement`): the money returns into
+//!   a history where the donor may have given again, and what passes a cap is owed back.
 //! - What is owed back is refunded through the provider with an idempotency key naming the
-//!   gift, so it is refunded once however often the request is retried; the refund's own
-//!   money movement then settles the liability.
+//!   gift and the round (the gift's own excess, then each reinstatement's), so it is refunded
+//!   once however often the request is retried; the refund's own money movement then settles
+//!   the liability.
 
 pub mod checkout;
 pub mod offline;
 pub mod posting;
+pub mod reinstatement;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -166,6 +170,9 @@ pub fn screening(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OwedRefund {
     pub contribution_id: i64,
+    /// 0 for the excess found when the gift posted; 1, 2, … for excess a won dispute
+    /// reinstated later. Each round is one refund request.
+    pub round: i32,
     pub campaign_id: CampaignId,
     /// The provider's charge, or the treasurer's reference for an offline gift.
     pub charge_id: String,

@@ -34,6 +34,7 @@ use crate::clock::Clock;
 use crate::compliance::screen::Method;
 use crate::compliance::{Declaration, Packs};
 use crate::enforcement::posting::{Payment, Screener};
+use crate::enforcement::reinstatement::{post_reinstatement, Reinstatement};
 use crate::enforcement::{has_address, new_donor};
 use crate::ids::{IdempotencyKey, Slug};
 use crate::journal::{Journal, JournalError};
@@ -292,9 +293,9 @@ impl IntakeWorker {
     }
 
     /// Asks Stripe to refund what decisions made owed and no refund covers yet. The
-    /// idempotency key names the gift, so a retry (after a timeout, a crash, another worker)
-    /// returns the first refund instead of refunding twice; the refund's webhook then posts
-    /// it and settles the liability.
+    /// idempotency key names the gift and the round, so a retry (after a timeout, a crash,
+    /// another worker) returns the first refund instead of refunding twice; the refund's
+    /// webhook then posts it and settles the liability.
     pub async fn request_owed_refunds(&self) {
         let owed = match self
             .store
@@ -309,7 +310,10 @@ impl IntakeWorker {
         };
         for refund in owed {
             let contribution = refund.contribution_id.to_string();
-            let key = format!("obole-owed-{contribution}");
+            let key = match refund.round {
+                0 => format!("obole-owed-{contribution}"),
+                round => format!("obole-owed-{contribution}-{round}"),
+            };
             let reason: String = refund.reason.chars().take(450).collect();
             let outcome = self
                 .api
@@ -335,7 +339,13 @@ impl IntakeWorker {
                 Ok(made) => {
                     tracing::info!(contribution = %contribution, refund = %made.id, amount = %refund.amount, "owed refund requested");
                     self.store
-                        .refund_requested(refund.contribution_id, Ok(&made.id), now, retry_at)
+                        .refund_requested(
+                            refund.contribution_id,
+                            refund.round,
+                            Ok(&made.id),
+                            now,
+                            retry_at,
+                        )
                         .await
                 }
                 Err(error) => {
@@ -343,6 +353,7 @@ impl IntakeWorker {
                     self.store
                         .refund_requested(
                             refund.contribution_id,
+                            refund.round,
                             Err(&error.to_string()),
                             now,
                             retry_at,
@@ -522,7 +533,33 @@ impl IntakeWorker {
             self.post_owed_settlement(&campaign, &txn, gift).await?;
         }
         for txn in fetched.iter().filter(|t| !posted.contains(&t.id)) {
-            self.post(&campaign, txn, Some(gift), None).await?;
+            if !is_reinstatement(txn) {
+                self.post(&campaign, txn, Some(gift), None).await?;
+                continue;
+            }
+            // Money a won dispute brings back is screened: the donor may have given again
+            // into the room its withdrawal freed.
+            let entry = Entry::new(&campaign, entry_for(&campaign, txn, Some(gift), None)?)
+                .map_err(|e| SyncError::Permanent(e.to_string()))?;
+            let at = DateTime::from_timestamp(txn.created, 0)
+                .ok_or_else(|| SyncError::Permanent(format!("{}: bad time", txn.id)))?;
+            let reinstatement = Reinstatement {
+                campaign: campaign.clone(),
+                pack: pack.clone(),
+                gift,
+                entry,
+                movement: txn.id.clone(),
+                amount: Money::from_minor(txn.amount, currency),
+                at,
+                method: Method::Card,
+                declaration: declaration.clone(),
+                donor_name: charge.payer.name.clone(),
+                has_address: has_address(&charge.payer),
+            };
+            let owed = post_reinstatement(&self.store, &reinstatement, self.clock.now()).await?;
+            if owed.is_positive() {
+                tracing::info!(charge = %charge.id, %owed, "a won dispute reinstated money over the cap: owed back");
+            }
         }
         Ok(())
     }
@@ -719,6 +756,11 @@ impl IntakeWorker {
 const OWED_REFUNDS_PER_ROUND: i64 = 100;
 
 /// The key of the entry that settles an owed refund's liability.
+/// A won dispute's movement returning money to the campaign.
+fn is_reinstatement(txn: &BalanceTransaction) -> bool {
+    txn.reporting_category == "dispute_reversal" && txn.amount > 0
+}
+
 fn owed_settlement_key(refund_txn: &str) -> String {
     format!("owed-refunded:{refund_txn}")
 }

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::campaign::{parse_timezone, Campaign, NewCampaign};
 use crate::compliance::Ruling;
 use crate::enforcement::posting::Payment;
+use crate::enforcement::reinstatement::OwedBack;
 use crate::enforcement::{OwedRefund, Person, PersonHistory, StoredRuling};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
 use crate::intake::{
@@ -896,6 +897,25 @@ impl Store {
         dispatch!(self, s => s.post_screened_payment(campaign, gift, reservation, payment, now, decide).await)
     }
 
+    /// A won dispute's reinstatement of `gift` (see `enforcement::reinstatement`): under the
+    /// lock of the gift's person, reads the person's gifts as the ledger holds them before
+    /// it, lets `decide` say what it puts over a cap, and writes the reinstatement, the entry
+    /// setting that part aside and a new refund round of the gift in one transaction. Returns
+    /// what is owed back; zero when nothing is, or when the reinstatement was posted before.
+    pub async fn post_screened_reinstatement<F>(
+        &self,
+        campaign: &Campaign,
+        gift: ContributionRef,
+        reinstatement: &Entry,
+        now: DateTime<Utc>,
+        decide: F,
+    ) -> Result<Money, StoreError>
+    where
+        F: FnOnce(PersonHistory) -> Result<Option<OwedBack>, StoreError>,
+    {
+        dispatch!(self, s => s.post_screened_reinstatement(campaign, gift, reinstatement, now, decide).await)
+    }
+
     /// [`Store::post_screened_payment`] for a batch of payments in one transaction: the
     /// batch's persons are locked together (in id order, so batches cannot deadlock) and each
     /// payment is ruled on by `rule` in order, seeing the earlier payments of its batch as part
@@ -995,16 +1015,17 @@ impl Store {
         dispatch!(self, s => s.owed_refunds(campaign, due_for_request_at, limit).await)
     }
 
-    /// Records a refund request's outcome: the provider's refund id, or the error and when
-    /// to try again.
+    /// Records a refund request's outcome (of the gift's `round`): the provider's refund id,
+    /// or the error and when to try again.
     pub async fn refund_requested(
         &self,
         contribution: i64,
+        round: i32,
         outcome: Result<&str, &str>,
         now: DateTime<Utc>,
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.refund_requested(contribution, outcome, now, retry_at).await)
+        dispatch!(self, s => s.refund_requested(contribution, round, outcome, now, retry_at).await)
     }
 
     /// A treasurer's merge or split (recorded in `identity_changes`); returns the person the

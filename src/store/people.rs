@@ -52,7 +52,8 @@ pub(crate) fn stored_method(
 /// An owed refund with what the ledger still shows owed (`liabilities:refunds_due`, credited
 /// by the decision and debited by the refund). The gift's postings are found by its entries
 /// alone, never through the account's index, whose size grows with the campaign.
-pub(crate) const OWED_REFUND_COLUMNS: &str = "SELECT x.contribution_id, x.campaign_id, c.charge_id,
+pub(crate) const OWED_REFUND_COLUMNS: &str =
+    "SELECT x.contribution_id, x.round, x.campaign_id, c.charge_id,
         c.method, x.amount, x.currency, x.reason, x.remedy_by, x.refund_id, x.attempts,
         x.last_error,
         coalesce((SELECT CAST(-sum(CASE WHEN a.name = 'liabilities:refunds_due'

@@ -16,6 +16,7 @@ use super::{insert_batch, PgStore};
 use crate::campaign::Campaign;
 use crate::compliance::Ruling;
 use crate::enforcement::posting::Payment;
+use crate::enforcement::reinstatement::OwedBack;
 use crate::enforcement::{
     HeldRoom, IdentityChange, OwedRefund, Person, PersonDonor, PersonGift, PersonHistory,
     StoredRuling,
@@ -298,6 +299,67 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(StoredRuling::taken(decision_id, ruling, None))
+    }
+
+    /// See [`crate::store::Store::post_screened_reinstatement`].
+    pub async fn post_screened_reinstatement<F>(
+        &self,
+        campaign: &Campaign,
+        gift: ContributionRef,
+        reinstatement: &Entry,
+        now: DateTime<Utc>,
+        decide: F,
+    ) -> Result<Money, StoreError>
+    where
+        F: FnOnce(PersonHistory) -> Result<Option<OwedBack>, StoreError>,
+    {
+        let nothing = Money::zero(campaign.currency);
+        let mut tx = self.begin().await?;
+        let person = Self::lock_person(&mut tx, gift.donor_id).await?;
+        let posted: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM entries WHERE campaign_id = $1 AND idempotency_key = $2",
+        )
+        .bind(campaign.id.0)
+        .bind(reinstatement.content().idempotency_key.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if posted.is_some() {
+            // Posted before, with its ruling: replayed, it must not be screened again
+            // against a history that now holds it.
+            first_result(insert_batch(&mut tx, &[reinstatement], now).await?)?;
+            tx.commit().await?;
+            return Ok(nothing);
+        }
+        let gifts = Self::person_gifts(&mut tx, person, &campaign.rule_pack, None).await?;
+        let owed = decide(PersonHistory {
+            person_id: person,
+            gifts,
+            held: Vec::new(),
+        })?;
+        let mut entries = vec![reinstatement];
+        entries.extend(owed.as_ref().map(|o| &o.entry));
+        for result in insert_batch(&mut tx, &entries, now).await? {
+            result?;
+        }
+        if let Some(owed) = &owed {
+            sqlx::query(
+                "INSERT INTO excess_refunds (contribution_id, round, campaign_id, amount, currency,
+                    reason, remedy_by, created_at)
+                 SELECT $1, coalesce(max(round) + 1, 1), $2, $3, $4, $5, $6, $7
+                 FROM excess_refunds WHERE contribution_id = $1",
+            )
+            .bind(gift.contribution_id)
+            .bind(campaign.id.0)
+            .bind(owed.amount.minor())
+            .bind(owed.amount.currency().code())
+            .bind(&owed.reason)
+            .bind(owed.remedy_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(owed.map_or(nothing, |o| o.amount))
     }
 
     /// Locks the persons of `donors` together, in id order; returns each donor's person.
@@ -676,7 +738,7 @@ impl PgStore {
                AND ($2::timestamptz IS NULL OR (x.refund_id IS NULL AND c.method = 'card'
                     AND x.attempts < {MAX_REFUND_ATTEMPTS}
                     AND (x.next_attempt_at IS NULL OR x.next_attempt_at <= $2)))
-             ORDER BY x.created_at, x.contribution_id LIMIT $3"
+             ORDER BY x.created_at, x.contribution_id, x.round LIMIT $3"
         ))
         .bind(campaign.map(|c| c.0))
         .bind(due_for_request_at)
@@ -689,6 +751,7 @@ impl PgStore {
     pub async fn refund_requested(
         &self,
         contribution: i64,
+        round: i32,
         outcome: Result<&str, &str>,
         now: DateTime<Utc>,
         retry_at: DateTime<Utc>,
@@ -702,13 +765,14 @@ impl PgStore {
                 refund_id = coalesce(refund_id, $2), last_error = $3,
                 requested_at = CASE WHEN $2::text IS NULL THEN requested_at ELSE $4 END,
                 next_attempt_at = $5
-             WHERE contribution_id = $1",
+             WHERE contribution_id = $1 AND round = $6",
         )
         .bind(contribution)
         .bind(refund_id)
         .bind(error)
         .bind(now)
         .bind(retry_at)
+        .bind(round)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -984,6 +1048,7 @@ fn owed_refund(r: &sqlx::postgres::PgRow) -> Result<OwedRefund, StoreError> {
     let money = |minor: i64| crate::money::Money::from_minor(minor, currency);
     Ok(OwedRefund {
         contribution_id: r.try_get("contribution_id")?,
+        round: r.try_get("round")?,
         campaign_id: CampaignId(r.try_get("campaign_id")?),
         charge_id: r.try_get("charge_id")?,
         method: method(r.try_get("method")?)?,

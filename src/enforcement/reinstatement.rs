@@ -1,0 +1,120 @@
+//! A won dispute: the money a bank withdrew from a gift comes back. Meanwhile the donor may
+//! have given again into the room the withdrawal freed; for the caps, money that returns is
+//! then received again, on the day it returns, and what of it passes a cap is owed back.
+//!
+//! Invariants:
+//! - The reinstatement is screened like a gift of its amount received that day, against the
+//!   person's gifts as the ledger holds them before it (the disputed gift at its withdrawn
+//!   net), under the person's lock, and posted in the same transaction as its ruling.
+//! - What is owed is set aside at once (`income:donations` → `liabilities:refunds_due`,
+//!   effective with the reinstatement) and becomes a new refund round of the gift, which the
+//!   intake refunds like any excess.
+//! - A replay (the reinstatement already in the journal) decides nothing again.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{screening, PersonHistory};
+use crate::campaign::Campaign;
+use crate::compliance::screen::Method;
+use crate::compliance::{Declaration, RulePack, Ruling};
+use crate::ids::IdempotencyKey;
+use crate::intake::ContributionRef;
+use crate::ledger::{Entry, EntryDraft, Links};
+use crate::money::Money;
+use crate::store::{Store, StoreError};
+
+/// A dispute's reinstating movement on its way into the books.
+#[derive(Debug, Clone)]
+pub struct Reinstatement {
+    pub campaign: Campaign,
+    pub pack: RulePack,
+    pub gift: ContributionRef,
+    /// The movement's own entry (`income:donations:chargebacks` credited back).
+    pub entry: Entry,
+    /// The provider's id of the movement: it names the owed entry, once per reinstatement.
+    pub movement: String,
+    pub amount: Money,
+    pub at: DateTime<Utc>,
+    pub method: Method,
+    pub declaration: Declaration,
+    pub donor_name: Option<String>,
+    pub has_address: bool,
+}
+
+/// What a reinstatement puts over a cap: set aside by `entry`, refunded as a new round.
+#[derive(Debug, Clone)]
+pub struct OwedBack {
+    pub entry: Entry,
+    pub amount: Money,
+    pub reason: String,
+    pub remedy_by: Option<NaiveDate>,
+}
+
+/// The law's answer for `reinstatement` given the person's history: what must go back, if
+/// anything. Pure.
+pub fn rule(
+    reinstatement: &Reinstatement,
+    history: PersonHistory,
+) -> Result<Option<OwedBack>, StoreError> {
+    let screening = screening(
+        &reinstatement.campaign,
+        &reinstatement.declaration,
+        reinstatement.donor_name.as_deref(),
+        reinstatement.has_address,
+        &history,
+        reinstatement.amount,
+        reinstatement.at,
+        reinstatement.method,
+    );
+    let ruling = Ruling::decide(&reinstatement.pack, screening)
+        .map_err(|e| StoreError::Refused(format!("screening a reinstatement: {e}")))?;
+    if !ruling.owed.is_positive() {
+        return Ok(None);
+    }
+    let key = IdempotencyKey::parse(format!("owed:reinstated:{}", reinstatement.movement))
+        .map_err(|e| StoreError::Refused(e.to_string()))?;
+    let rule = ruling.decision.rule.as_deref().unwrap_or("the rule pack");
+    let reason = format!("reinstated by a won dispute, {}", ruling.owed_reason());
+    let draft = EntryDraft::new(
+        key,
+        format!("Owed back to the donor (reinstated by a won dispute over {rule})"),
+        reinstatement.at,
+    )
+    .links(Links {
+        source: Some(format!("reinstated:{}", reinstatement.movement)),
+        event_id: None,
+        donor_id: Some(reinstatement.gift.donor_id),
+        contribution_id: Some(reinstatement.gift.contribution_id),
+    })
+    .post("income:donations", ruling.owed)
+    .post(
+        "liabilities:refunds_due",
+        Money::from_minor(-ruling.owed.minor(), ruling.owed.currency()),
+    );
+    let entry = Entry::new(&reinstatement.campaign, draft)
+        .map_err(|e| StoreError::Refused(e.to_string()))?;
+    Ok(Some(OwedBack {
+        entry,
+        amount: ruling.owed,
+        reason,
+        remedy_by: ruling.remedy_by(),
+    }))
+}
+
+/// Screens and posts `reinstatement` in one transaction under the person's lock; returns
+/// what it put over a cap (zero when nothing, or when it was posted before).
+pub async fn post_reinstatement(
+    store: &Store,
+    reinstatement: &Reinstatement,
+    now: DateTime<Utc>,
+) -> Result<Money, StoreError> {
+    store
+        .post_screened_reinstatement(
+            &reinstatement.campaign,
+            reinstatement.gift,
+            &reinstatement.entry,
+            now,
+            |history| rule(reinstatement, history),
+        )
+        .await
+}
