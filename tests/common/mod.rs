@@ -7,6 +7,7 @@
 //! makes a missing or unreachable server a failure (CI sets it).
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +18,7 @@ use obole::app::{App, ServeSettings};
 use obole::campaign::{Campaign, NewCampaign};
 use obole::clock::ManualClock;
 use obole::http::Limits;
+use obole::ids::CampaignId;
 use obole::intake::worker::WorkerOptions;
 use obole::provider::stripe::StripeSettings;
 use obole::store::{Store, StoreOptions};
@@ -135,6 +137,22 @@ impl TestDb {
             .create_campaign(&new, start_time())
             .await
             .unwrap()
+    }
+
+    /// Every nonzero balance of `campaign`'s accounts once everything has happened (as of a
+    /// date far ahead), in minor units by account name.
+    pub async fn balances(&self, campaign: CampaignId) -> BTreeMap<String, i64> {
+        let far = DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        self.store
+            .balances(campaign, far)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.signed.minor() != 0)
+            .map(|b| (b.account, b.signed.minor()))
+            .collect()
     }
 
     /// Runs SQL against the database directly, as an operator (or an attacker) would.
