@@ -33,10 +33,12 @@ use crate::campaign::Campaign;
 use crate::compliance::identity::Giver;
 use crate::compliance::screen::{Election, Gift, Method, PastGift};
 use crate::compliance::{Declaration, Ruling, Screening};
-use crate::ids::CampaignId;
+use crate::ids::{CampaignId, IdempotencyKey};
+use crate::intake::ContributionRef;
+use crate::ledger::{Entry, EntryDraft, Links};
 use crate::money::Money;
 use crate::provider::stripe::objects::Payer;
-use crate::store::NewDonor;
+use crate::store::{NewDonor, StoreError};
 
 /// A gift of the person as the ledger holds it now, to a campaign under the same pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +100,39 @@ impl PersonHistory {
 /// The election a gift counts for: the one the donor designated (US law lets a donor give to
 /// the primary and to the general election separately), else the campaign's; with the
 /// campaign's financing period when set.
+/// Why and under which key a part of a gift is set aside as owed back.
+pub(crate) struct SetAside {
+    pub key: String,
+    pub source: String,
+    pub description: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The entry moving `owed` of `gift` out of the campaign's income into what it owes the
+/// donor (`income:donations` → `liabilities:refunds_due`), effective `aside.at`, so that no
+/// report from then on counts it as raised.
+pub(crate) fn set_aside_entry(
+    campaign: &Campaign,
+    gift: ContributionRef,
+    owed: Money,
+    aside: SetAside,
+) -> Result<Entry, StoreError> {
+    let key = IdempotencyKey::parse(aside.key).map_err(|e| StoreError::Refused(e.to_string()))?;
+    let draft = EntryDraft::new(key, aside.description, aside.at)
+        .links(Links {
+            source: Some(aside.source),
+            event_id: None,
+            donor_id: Some(gift.donor_id),
+            contribution_id: Some(gift.contribution_id),
+        })
+        .post("income:donations", owed)
+        .post(
+            "liabilities:refunds_due",
+            Money::from_minor(-owed.minor(), owed.currency()),
+        );
+    Entry::new(campaign, draft).map_err(|e| StoreError::Refused(e.to_string()))
+}
+
 pub fn election_of(campaign: &Campaign, designated: Option<&str>) -> Option<Election> {
     let key = designated
         .map(str::trim)

@@ -11,15 +11,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{election_of, screening, PersonHistory, StoredRuling};
+use super::{election_of, screening, set_aside_entry, PersonHistory, SetAside, StoredRuling};
 use crate::campaign::Campaign;
 use crate::clock::Clock;
 use crate::combiner::{Combiner, CombinerOptions};
 use crate::compliance::screen::Method;
 use crate::compliance::{Declaration, RulePack, Ruling};
-use crate::ids::IdempotencyKey;
 use crate::intake::ContributionRef;
-use crate::ledger::{Entry, EntryDraft, Links};
+use crate::ledger::Entry;
 use crate::money::Money;
 use crate::store::{Store, StoreError};
 
@@ -120,24 +119,13 @@ fn owed_entry(payment: &Payment, ruling: &Ruling) -> Result<Option<Entry>, Store
     if !ruling.owed.is_positive() {
         return Ok(None);
     }
-    let key = IdempotencyKey::parse(format!("owed:{}", payment.gift.contribution_id))
-        .map_err(|e| StoreError::Refused(e.to_string()))?;
+    let contribution = payment.gift.contribution_id;
     let rule = ruling.decision.rule.as_deref().unwrap_or("the rule pack");
-    let owed_back = Money::from_minor(-ruling.owed.minor(), ruling.owed.currency());
-    let draft = EntryDraft::new(
-        key,
-        format!("Owed back to the donor ({}, {rule})", ruling.verdict),
-        payment.paid_at,
-    )
-    .links(Links {
-        source: Some(format!("decision:{}", payment.gift.contribution_id)),
-        event_id: None,
-        donor_id: Some(payment.gift.donor_id),
-        contribution_id: Some(payment.gift.contribution_id),
-    })
-    .post("income:donations", ruling.owed)
-    .post("liabilities:refunds_due", owed_back);
-    Entry::new(&payment.campaign, draft)
-        .map(Some)
-        .map_err(|e| StoreError::Refused(e.to_string()))
+    let aside = SetAside {
+        key: format!("owed:{contribution}"),
+        source: format!("decision:{contribution}"),
+        description: format!("Owed back to the donor ({}, {rule})", ruling.verdict),
+        at: payment.paid_at,
+    };
+    set_aside_entry(&payment.campaign, payment.gift, ruling.owed, aside).map(Some)
 }

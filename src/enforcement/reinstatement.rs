@@ -13,13 +13,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{screening, PersonHistory};
+use super::{screening, set_aside_entry, PersonHistory, SetAside};
 use crate::campaign::Campaign;
 use crate::compliance::screen::Method;
 use crate::compliance::{Declaration, RulePack, Ruling};
-use crate::ids::IdempotencyKey;
 use crate::intake::ContributionRef;
-use crate::ledger::{Entry, EntryDraft, Links};
+use crate::ledger::Entry;
 use crate::money::Money;
 use crate::store::{Store, StoreError};
 
@@ -71,32 +70,24 @@ pub fn rule(
     if !ruling.owed.is_positive() {
         return Ok(None);
     }
-    let key = IdempotencyKey::parse(format!("owed:reinstated:{}", reinstatement.movement))
-        .map_err(|e| StoreError::Refused(e.to_string()))?;
     let rule = ruling.decision.rule.as_deref().unwrap_or("the rule pack");
-    let reason = format!("reinstated by a won dispute, {}", ruling.owed_reason());
-    let draft = EntryDraft::new(
-        key,
-        format!("Owed back to the donor (reinstated by a won dispute over {rule})"),
-        reinstatement.at,
-    )
-    .links(Links {
-        source: Some(format!("reinstated:{}", reinstatement.movement)),
-        event_id: None,
-        donor_id: Some(reinstatement.gift.donor_id),
-        contribution_id: Some(reinstatement.gift.contribution_id),
-    })
-    .post("income:donations", ruling.owed)
-    .post(
-        "liabilities:refunds_due",
-        Money::from_minor(-ruling.owed.minor(), ruling.owed.currency()),
-    );
-    let entry = Entry::new(&reinstatement.campaign, draft)
-        .map_err(|e| StoreError::Refused(e.to_string()))?;
+    let movement = &reinstatement.movement;
+    let aside = SetAside {
+        key: format!("owed:reinstated:{movement}"),
+        source: format!("reinstated:{movement}"),
+        description: format!("Owed back to the donor (reinstated by a won dispute over {rule})"),
+        at: reinstatement.at,
+    };
+    let entry = set_aside_entry(
+        &reinstatement.campaign,
+        reinstatement.gift,
+        ruling.owed,
+        aside,
+    )?;
     Ok(Some(OwedBack {
         entry,
         amount: ruling.owed,
-        reason,
+        reason: format!("reinstated by a won dispute, {}", ruling.owed_reason()),
         remedy_by: ruling.remedy_by(),
     }))
 }
