@@ -45,6 +45,23 @@ impl Payment {
     pub fn election(&self) -> Option<String> {
         election_of(&self.campaign, self.declaration.election.as_deref()).map(|e| e.key)
     }
+
+    /// The pack's ruling on this money received at `paid_at`, given the person's history.
+    /// Pure.
+    pub fn screen(&self, history: PersonHistory) -> Result<Ruling, StoreError> {
+        let screening = screening(
+            &self.campaign,
+            &self.declaration,
+            self.donor_name.as_deref(),
+            self.has_address,
+            &history,
+            self.amount,
+            self.paid_at,
+            self.method,
+        );
+        Ruling::decide(&self.pack, screening)
+            .map_err(|e| StoreError::Refused(format!("screening: {e}")))
+    }
 }
 
 /// The law's answer for `payment`, given the person's history: the ruling and, when part of
@@ -53,18 +70,7 @@ pub fn rule(
     payment: &Payment,
     history: PersonHistory,
 ) -> Result<(Ruling, Option<Entry>), StoreError> {
-    let screening = screening(
-        &payment.campaign,
-        &payment.declaration,
-        payment.donor_name.as_deref(),
-        payment.has_address,
-        &history,
-        payment.amount,
-        payment.paid_at,
-        payment.method,
-    );
-    let ruling = Ruling::decide(&payment.pack, screening)
-        .map_err(|e| StoreError::Refused(format!("screening: {e}")))?;
+    let ruling = payment.screen(history)?;
     let set_aside = owed_entry(payment, &ruling)?;
     Ok((ruling, set_aside))
 }

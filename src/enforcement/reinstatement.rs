@@ -13,31 +13,21 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{screening, set_aside_entry, PersonHistory, SetAside};
-use crate::campaign::Campaign;
-use crate::compliance::screen::Method;
-use crate::compliance::{Declaration, RulePack, Ruling};
-use crate::intake::ContributionRef;
+use super::posting::Payment;
+use super::{set_aside_entry, PersonHistory, SetAside};
 use crate::ledger::Entry;
 use crate::money::Money;
 use crate::store::{Store, StoreError};
 
-/// A dispute's reinstating movement on its way into the books.
+/// A dispute's reinstating movement on its way into the books: screened as a payment of
+/// the reinstated amount, received when the money returned, fulfilling no checkout.
 #[derive(Debug, Clone)]
 pub struct Reinstatement {
-    pub campaign: Campaign,
-    pub pack: RulePack,
-    pub gift: ContributionRef,
-    /// The movement's own entry (`income:donations:chargebacks` credited back).
-    pub entry: Entry,
+    /// The gift, with the movement's own entry (`income:donations:chargebacks` credited
+    /// back), its amount and its time.
+    pub payment: Payment,
     /// The provider's id of the movement: it names the owed entry, once per reinstatement.
     pub movement: String,
-    pub amount: Money,
-    pub at: DateTime<Utc>,
-    pub method: Method,
-    pub declaration: Declaration,
-    pub donor_name: Option<String>,
-    pub has_address: bool,
 }
 
 /// What a reinstatement puts over a cap: set aside by `entry`, refunded as a new round.
@@ -55,18 +45,8 @@ pub fn rule(
     reinstatement: &Reinstatement,
     history: PersonHistory,
 ) -> Result<Option<OwedBack>, StoreError> {
-    let screening = screening(
-        &reinstatement.campaign,
-        &reinstatement.declaration,
-        reinstatement.donor_name.as_deref(),
-        reinstatement.has_address,
-        &history,
-        reinstatement.amount,
-        reinstatement.at,
-        reinstatement.method,
-    );
-    let ruling = Ruling::decide(&reinstatement.pack, screening)
-        .map_err(|e| StoreError::Refused(format!("screening a reinstatement: {e}")))?;
+    let payment = &reinstatement.payment;
+    let ruling = payment.screen(history)?;
     if !ruling.owed.is_positive() {
         return Ok(None);
     }
@@ -76,14 +56,9 @@ pub fn rule(
         key: format!("owed:reinstated:{movement}"),
         source: format!("reinstated:{movement}"),
         description: format!("Owed back to the donor (reinstated by a won dispute over {rule})"),
-        at: reinstatement.at,
+        at: payment.paid_at,
     };
-    let entry = set_aside_entry(
-        &reinstatement.campaign,
-        reinstatement.gift,
-        ruling.owed,
-        aside,
-    )?;
+    let entry = set_aside_entry(&payment.campaign, payment.gift, ruling.owed, aside)?;
     Ok(Some(OwedBack {
         entry,
         amount: ruling.owed,
@@ -99,11 +74,12 @@ pub async fn post_reinstatement(
     reinstatement: &Reinstatement,
     now: DateTime<Utc>,
 ) -> Result<Money, StoreError> {
+    let payment = &reinstatement.payment;
     store
         .post_screened_reinstatement(
-            &reinstatement.campaign,
-            reinstatement.gift,
-            &reinstatement.entry,
+            &payment.campaign,
+            payment.gift,
+            &payment.entry,
             now,
             |history| rule(reinstatement, history),
         )

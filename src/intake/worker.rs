@@ -497,6 +497,20 @@ impl IntakeWorker {
             .posted(&campaign, by_id.iter().chain(fetched.iter().map(|t| &t.id)))
             .await?;
         let unsettled = self.unsettled(&campaign, &owed_refunds).await?;
+        // Money of this gift the screener rules on: the payment, or a dispute's reinstatement.
+        let screened = |entry, amount, paid_at, reservation| Payment {
+            campaign: campaign.clone(),
+            pack: pack.clone(),
+            gift,
+            reservation,
+            entry,
+            amount,
+            paid_at,
+            method: Method::Card,
+            declaration: declaration.clone(),
+            donor_name: charge.payer.name.clone(),
+            has_address: has_address(&charge.payer),
+        };
         for id in by_id.iter().filter(|id| !posted.contains(id)) {
             let txn = match &charge.payment_transaction {
                 Some(txn) if &txn.id == id => txn.clone(),
@@ -505,19 +519,12 @@ impl IntakeWorker {
             if *id == payment {
                 let entry = Entry::new(&campaign, entry_for(&campaign, &txn, Some(gift), None)?)
                     .map_err(|e| SyncError::Permanent(e.to_string()))?;
-                let screened = Payment {
-                    campaign: campaign.clone(),
-                    pack: pack.clone(),
-                    gift,
-                    reservation: reservation.as_ref().map(|r| r.id),
+                let screened = screened(
                     entry,
-                    amount: Money::from_minor(charge.amount, currency),
+                    Money::from_minor(charge.amount, currency),
                     paid_at,
-                    method: Method::Card,
-                    declaration: declaration.clone(),
-                    donor_name: charge.payer.name.clone(),
-                    has_address: has_address(&charge.payer),
-                };
+                    reservation.as_ref().map(|r| r.id),
+                );
                 let ruling = self.screener.post(screened).await?;
                 tracing::debug!(charge = %charge.id, verdict = %ruling.verdict, "screened and posted");
             } else {
@@ -544,17 +551,8 @@ impl IntakeWorker {
             let at = DateTime::from_timestamp(txn.created, 0)
                 .ok_or_else(|| SyncError::Permanent(format!("{}: bad time", txn.id)))?;
             let reinstatement = Reinstatement {
-                campaign: campaign.clone(),
-                pack: pack.clone(),
-                gift,
-                entry,
+                payment: screened(entry, Money::from_minor(txn.amount, currency), at, None),
                 movement: txn.id.clone(),
-                amount: Money::from_minor(txn.amount, currency),
-                at,
-                method: Method::Card,
-                declaration: declaration.clone(),
-                donor_name: charge.payer.name.clone(),
-                has_address: has_address(&charge.payer),
             };
             let owed = post_reinstatement(&self.store, &reinstatement, self.clock.now()).await?;
             if owed.is_positive() {
