@@ -17,7 +17,7 @@ use obole::compliance::pack::Attestation;
 use obole::compliance::{Declaration, Packs};
 use obole::enforcement::checkout::{reserve, CheckoutVerdict, GiftRequest};
 use obole::enforcement::new_donor;
-use obole::intake::identity_key;
+use obole::intake::{identity_key, NewContribution};
 use obole::money::{Currency, Money};
 use obole::provider::stripe::objects::{Address, Payer};
 use obole::provider::stripe::sim::{Donation, Gift, SimEvent};
@@ -568,7 +568,117 @@ async fn fifty_simultaneous_checkouts_never_reserve_past_the_cap(db: &TestDb) {
     h.server.shutdown().await;
 }
 
+/// A paid gift to `campaign` from someone with this email and card, at a home of their own.
+fn paid(campaign: &Campaign, charge: &str, email: &str, card: &str) -> NewContribution {
+    let payer = Payer {
+        name: Some(format!("Donor {email}")),
+        email: Some(email.into()),
+        card_fingerprint: Some(card.into()),
+        address: Address {
+            line1: Some(format!("{charge} rue des Lilas")),
+            postal_code: Some("75011".into()),
+            country: Some("FR".into()),
+            ..Address::default()
+        },
+        ..Payer::default()
+    };
+    NewContribution {
+        campaign_id: campaign.id,
+        donor: new_donor(identity_key(&payer, charge), &payer),
+        charge_id: charge.into(),
+        method: obole::compliance::screen::Method::Card,
+        payment_intent_id: None,
+        checkout_session_id: None,
+        amount: eur(1000),
+        paid_at: db_now(),
+        custom_fields: None,
+        declared: None,
+        election: None,
+        review_reason: None,
+    }
+}
+
+fn db_now() -> chrono::DateTime<chrono::Utc> {
+    common::start_time()
+}
+
+/// Gifts recorded in one batch end linked as if recorded one after another: a chain of
+/// shared keys inside the batch (card X joins email A and B; email B's second card joins
+/// it), a donor twice in the batch, a person linked to one recorded before, and a stranger.
+async fn a_batch_of_gifts_links_its_donors_as_one_by_one_would(db: &TestDb) {
+    let h = harness(db).await;
+    let c = &h.campaign;
+    let before = db
+        .store
+        .record_contribution(&paid(c, "ch_0", "old@example.fr", "fp_w"), db_now())
+        .await
+        .unwrap();
+    let batch = [
+        paid(c, "ch_1", "a@example.fr", "fp_x"),
+        paid(c, "ch_2", "b@example.fr", "fp_y"),
+        paid(c, "ch_3", "b@example.fr", "fp_x"),
+        paid(c, "ch_4", "stranger@example.fr", "fp_z"),
+        paid(c, "ch_5", "a@example.fr", "fp_w"),
+    ];
+    let recorded: Vec<_> = db
+        .store
+        .record_contributions(&batch, db_now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        recorded[1].donor_id, recorded[2].donor_id,
+        "one email, one donor"
+    );
+    assert_eq!(
+        recorded[0].donor_id, recorded[4].donor_id,
+        "one email, one donor"
+    );
+    let person_of =
+        |donor: i64| async move { db.store.person(donor).await.unwrap().unwrap().person_id };
+    let joined = person_of(before.donor_id).await;
+    assert_eq!(joined, before.donor_id, "the earliest donor is the person");
+    for gift in [0, 1, 2, 4] {
+        assert_eq!(
+            person_of(recorded[gift].donor_id).await,
+            joined,
+            "gift {gift}"
+        );
+    }
+    assert_eq!(
+        person_of(recorded[3].donor_id).await,
+        recorded[3].donor_id,
+        "a stranger is their own person"
+    );
+    let person = db.store.person(before.donor_id).await.unwrap().unwrap();
+    assert_eq!(person.donors.len(), 3);
+    // Each moved donor's last move is logged, into the person it ended in.
+    for donor in person.donors.iter().filter(|d| d.donor_id != joined) {
+        let last = person
+            .changes
+            .iter()
+            .rfind(|c| c.donor_id == donor.donor_id);
+        assert_eq!(last.map(|c| c.to_person), Some(joined), "{donor:?}");
+    }
+    // Recorded again, in another batch: the same ids, nothing moves.
+    let again: Vec<_> = db
+        .store
+        .record_contributions(&batch[2..], db_now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(again, recorded[2..]);
+    let unchanged = db.store.person(before.donor_id).await.unwrap().unwrap();
+    assert_eq!(unchanged.changes.len(), person.changes.len());
+    h.server.shutdown().await;
+}
+
 on_both_stores!(
+    a_batch_of_gifts_links_its_donors_as_one_by_one_would,
     an_excess_is_set_aside_refunded_exactly_once_and_settled,
     a_refund_stripe_fails_to_make_is_asked_again_later_and_made_once,
     two_cards_and_two_emails_are_one_person,

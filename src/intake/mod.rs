@@ -7,6 +7,7 @@
 pub mod inbox;
 pub mod plan;
 pub mod reconcile;
+pub mod registrar;
 pub mod rules;
 pub mod worker;
 

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{read_event, EventPlan, RetryPolicy, SessionFacts, Subject};
+use super::registrar::Registrar;
 use super::rules::{entry_for, RuleError};
 use super::{identity_key, ContributionRef, InboxEvent, NewContribution, Settlement};
 use crate::campaign::Campaign;
@@ -128,6 +129,8 @@ pub struct IntakeWorker {
     api: StripeClient,
     /// The rule packs gifts are screened under when they post.
     packs: Arc<Packs>,
+    /// Records gifts and their donors, in batches.
+    registrar: Registrar,
     /// Screens and posts gifts' payments, in batches.
     screener: Screener,
     clock: Arc<dyn Clock>,
@@ -149,6 +152,7 @@ impl IntakeWorker {
     ) -> Arc<IntakeWorker> {
         Arc::new(IntakeWorker {
             store: journal.store().clone(),
+            registrar: Registrar::start(journal.store().clone(), clock.clone()),
             screener: Screener::start(journal.store().clone(), clock.clone()),
             journal,
             api,
@@ -469,9 +473,7 @@ impl IntakeWorker {
                     election: declaration.election.clone(),
                     review_reason,
                 };
-                self.store
-                    .record_contribution(&gift, self.clock.now())
-                    .await?
+                self.registrar.record(gift).await?
             }
         };
 

@@ -847,6 +847,28 @@ impl Store {
         dispatch!(self, s => s.record_contribution(gift, now).await)
     }
 
+    /// [`Store::record_contribution`] for a batch of gifts in one transaction, their donors
+    /// linked to persons together. One result per gift, in order. If the batch cannot be
+    /// written whole, each gift is recorded alone, so that one bad gift fails alone.
+    pub async fn record_contributions(
+        &self,
+        gifts: &[NewContribution],
+        now: DateTime<Utc>,
+    ) -> crate::combiner::BatchResult<ContributionRef> {
+        match dispatch!(self, s => s.record_contributions(gifts, now).await) {
+            Ok(recorded) => Ok(recorded),
+            Err(error) if gifts.len() > 1 => {
+                tracing::debug!(%error, gifts = gifts.len(), "a batch of contributions failed; recording one by one");
+                let mut results = Vec::with_capacity(gifts.len());
+                for gift in gifts {
+                    results.push(self.record_contribution(gift, now).await);
+                }
+                Ok(results)
+            }
+            Err(error) => Ok(vec![Err(error)]),
+        }
+    }
+
     pub async fn contribution_by_charge(
         &self,
         charge_id: &str,

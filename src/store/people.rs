@@ -1,6 +1,8 @@
 //! What both stores share for persons and enforcement: the requests they take and the SQL
 //! text that is the same in both dialects.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::money::Money;
@@ -113,4 +115,92 @@ pub struct StoredDecision {
     pub verdict: String,
     pub inputs: String,
     pub decision: String,
+}
+
+/// The groups of persons that linking a batch of donors merges, each sorted, the smallest id
+/// (the person that stays) first. `claims` holds, for each donor linked, its own person and
+/// the persons of every other donor sharing one of its keys. Persons joined through several
+/// donors end in one group, as they would had the donors been linked one after another.
+/// Pure.
+pub fn person_merges(claims: &[(i64, Vec<i64>)]) -> Vec<Vec<i64>> {
+    // Union-find over the persons named, each root the smallest id of its set.
+    let mut parent: BTreeMap<i64, i64> = BTreeMap::new();
+    fn root(parent: &mut BTreeMap<i64, i64>, person: i64) -> i64 {
+        let mut at = *parent.entry(person).or_insert(person);
+        while let Some(&up) = parent.get(&at).filter(|&&up| up != at) {
+            at = up;
+        }
+        parent.insert(person, at);
+        at
+    }
+    for (own, shared) in claims {
+        for &other in shared {
+            let (a, b) = (root(&mut parent, *own), root(&mut parent, other));
+            let (low, high) = (a.min(b), a.max(b));
+            parent.insert(high, low);
+        }
+        root(&mut parent, *own);
+    }
+    let persons: Vec<i64> = parent.keys().copied().collect();
+    let mut groups: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for person in persons {
+        let at = root(&mut parent, person);
+        groups.entry(at).or_default().push(person);
+    }
+    groups.into_values().filter(|g| g.len() > 1).collect()
+}
+
+/// The donors of a batch of gifts, one per (campaign, identity key), in the order they first
+/// appear; a donor named twice takes each detail from the first gift that gives it, as
+/// recording the gifts one after another would. Pure.
+pub fn distinct_donors<'a>(
+    gifts: impl Iterator<Item = (crate::ids::CampaignId, &'a NewDonor)>,
+) -> Vec<(crate::ids::CampaignId, NewDonor)> {
+    let mut donors: Vec<(crate::ids::CampaignId, NewDonor)> = Vec::new();
+    for (campaign, donor) in gifts {
+        let known = donors
+            .iter_mut()
+            .find(|(c, d)| *c == campaign && d.identity_key == donor.identity_key);
+        match known {
+            None => donors.push((campaign, donor.clone())),
+            Some((_, first)) => {
+                let (p, more) = (&mut first.payer, &donor.payer);
+                let fill = |field: &mut Option<String>, from: &Option<String>| {
+                    if field.is_none() {
+                        field.clone_from(from);
+                    }
+                };
+                fill(&mut p.name, &more.name);
+                fill(&mut p.email, &more.email);
+                fill(&mut p.address.line1, &more.address.line1);
+                fill(&mut p.address.line2, &more.address.line2);
+                fill(&mut p.address.city, &more.address.city);
+                fill(&mut p.address.postal_code, &more.address.postal_code);
+                fill(&mut p.address.state, &more.address.state);
+                fill(&mut p.address.country, &more.address.country);
+            }
+        }
+    }
+    donors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::person_merges;
+
+    #[test]
+    fn persons_sharing_keys_merge_into_the_smallest() {
+        assert_eq!(person_merges(&[(5, vec![])]), Vec::<Vec<i64>>::new());
+        assert_eq!(person_merges(&[(5, vec![5])]), Vec::<Vec<i64>>::new());
+        assert_eq!(person_merges(&[(5, vec![3, 9])]), vec![vec![3, 5, 9]]);
+        // Chained through two donors of one batch: 7 joins 2 through 4.
+        assert_eq!(
+            person_merges(&[(4, vec![2]), (7, vec![4]), (10, vec![11])]),
+            vec![vec![2, 4, 7], vec![10, 11]]
+        );
+        assert_eq!(
+            person_merges(&[(9, vec![8]), (6, vec![5]), (8, vec![5])]),
+            vec![vec![5, 6, 8, 9]]
+        );
+    }
 }

@@ -15,14 +15,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::{
-    account_balance, assemble, attach_seals, batch_key, check_contribution_campaign, currency_of,
-    extend_chain, inbox_status, net_contribution, register_gift, resolve_skipped, rollup_rows,
-    settlement_columns, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError,
-    StoreOptions, CONTRIBUTION_COLUMNS, REGISTER_COLUMNS,
+    account_balance, assemble, attach_seals, batch_key, currency_of, extend_chain, inbox_status,
+    net_contribution, register_gift, resolve_skipped, rollup_rows, settlement_columns, Posted,
+    RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError, StoreOptions,
+    CONTRIBUTION_COLUMNS, REGISTER_COLUMNS,
 };
 use crate::store::NewDonor;
 
 mod compliance;
+mod contributions;
 mod tallies;
 use crate::access::{Grant, ReportAccess, Role};
 use crate::campaign::{Campaign, NewCampaign};
@@ -819,52 +820,14 @@ impl PgStore {
         gift: &NewContribution,
         now: DateTime<Utc>,
     ) -> Result<ContributionRef, StoreError> {
-        let mut tx = self.begin().await?;
-        let donor_id = upsert_donor(&mut tx, gift.campaign_id, &gift.donor, now).await?;
-        let payer = &gift.donor.payer;
-        let (contribution_id, stored_campaign): (i64, i64) = sqlx::query_as(
-            "INSERT INTO contributions (campaign_id, donor_id, charge_id, payment_intent_id, checkout_session_id,
-                amount, currency, paid_at, card_country, card_fingerprint, card_brand, card_funding,
-                custom_fields, review_reason, created_at, method, declared, election)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-             ON CONFLICT (charge_id) DO UPDATE SET
-                checkout_session_id = coalesce(contributions.checkout_session_id, excluded.checkout_session_id),
-                custom_fields = coalesce(contributions.custom_fields, excluded.custom_fields),
-                declared = coalesce(contributions.declared, excluded.declared),
-                election = coalesce(contributions.election, excluded.election)
-             RETURNING id, campaign_id",
-        )
-        .bind(gift.campaign_id.0)
-        .bind(donor_id)
-        .bind(&gift.charge_id)
-        .bind(&gift.payment_intent_id)
-        .bind(&gift.checkout_session_id)
-        .bind(gift.amount.minor())
-        .bind(gift.amount.currency().code())
-        .bind(gift.paid_at)
-        .bind(&payer.card_country)
-        .bind(&payer.card_fingerprint)
-        .bind(&payer.card_brand)
-        .bind(&payer.card_funding)
-        .bind(&gift.custom_fields)
-        .bind(&gift.review_reason)
-        .bind(now)
-        .bind(crate::enforcement::method_str(gift.method))
-        .bind(&gift.declared)
-        .bind(&gift.election)
-        .fetch_one(&mut *tx)
-        .await?;
-        let donor_id: i64 = sqlx::query_scalar("SELECT donor_id FROM contributions WHERE id = $1")
-            .bind(contribution_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        Self::link_identity(&mut tx, donor_id, &gift.donor.links, now).await?;
-        tx.commit().await?;
-        check_contribution_campaign(gift, stored_campaign)?;
-        Ok(ContributionRef {
-            donor_id,
-            contribution_id,
-        })
+        self.record_contributions(std::slice::from_ref(gift), now)
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StoreError::Corrupt(
+                    "a gift recorded without a result".into(),
+                ))
+            })
     }
 
     pub async fn contribution_by_charge(

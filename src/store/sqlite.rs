@@ -781,10 +781,50 @@ impl SqliteStore {
         gift: &NewContribution,
         now: DateTime<Utc>,
     ) -> Result<ContributionRef, StoreError> {
+        self.record_contributions(std::slice::from_ref(gift), now)
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StoreError::Corrupt(
+                    "a gift recorded without a result".into(),
+                ))
+            })
+    }
+
+    /// Records each gift and its donor, and links the donors to persons, one after another
+    /// in one transaction: a batch costs one commit.
+    pub async fn record_contributions(
+        &self,
+        gifts: &[NewContribution],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<ContributionRef, StoreError>>, StoreError> {
         let mut tx = self.write().await?;
-        let donor_id = upsert_donor(&mut tx, gift.campaign_id, &gift.donor, now).await?;
+        let mut stored = Vec::with_capacity(gifts.len());
+        for gift in gifts {
+            stored.push(Self::record_contribution_in(&mut tx, gift, now).await?);
+        }
+        tx.commit().await?;
+        Ok(gifts
+            .iter()
+            .zip(stored)
+            .map(|(gift, (recorded, campaign))| {
+                check_contribution_campaign(gift, campaign)?;
+                Ok(recorded)
+            })
+            .collect())
+    }
+
+    /// Records one gift inside the caller's transaction; returns it with the campaign it is
+    /// stored under (another than the gift's if its charge was recorded for another).
+    async fn record_contribution_in(
+        conn: &mut SqliteConnection,
+        gift: &NewContribution,
+        now: DateTime<Utc>,
+    ) -> Result<(ContributionRef, i64), StoreError> {
+        let donor_id = upsert_donor(&mut *conn, gift.campaign_id, &gift.donor, now).await?;
         let payer = &gift.donor.payer;
-        let (contribution_id, stored_campaign): (i64, i64) = sqlx::query_as(
+        // On a charge recorded before, the row as stored: its own donor and campaign.
+        let (contribution_id, stored_campaign, donor_id): (i64, i64, i64) = sqlx::query_as(
             "INSERT INTO contributions (campaign_id, donor_id, charge_id, payment_intent_id, checkout_session_id,
                 amount, currency, paid_at, card_country, card_fingerprint, card_brand, card_funding,
                 custom_fields, review_reason, created_at, method, declared, election)
@@ -794,7 +834,7 @@ impl SqliteStore {
                 custom_fields = coalesce(contributions.custom_fields, excluded.custom_fields),
                 declared = coalesce(contributions.declared, excluded.declared),
                 election = coalesce(contributions.election, excluded.election)
-             RETURNING id, campaign_id",
+             RETURNING id, campaign_id, donor_id",
         )
         .bind(gift.campaign_id.0)
         .bind(donor_id)
@@ -814,19 +854,16 @@ impl SqliteStore {
         .bind(crate::enforcement::method_str(gift.method))
         .bind(&gift.declared)
         .bind(&gift.election)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
-        let donor_id: i64 = sqlx::query_scalar("SELECT donor_id FROM contributions WHERE id = ?1")
-            .bind(contribution_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        Self::link_identity(&mut tx, donor_id, &gift.donor.links, now).await?;
-        tx.commit().await?;
-        check_contribution_campaign(gift, stored_campaign)?;
-        Ok(ContributionRef {
-            donor_id,
-            contribution_id,
-        })
+        Self::link_identity(&mut *conn, donor_id, &gift.donor.links, now).await?;
+        Ok((
+            ContributionRef {
+                donor_id,
+                contribution_id,
+            },
+            stored_campaign,
+        ))
     }
 
     pub async fn contribution_by_charge(

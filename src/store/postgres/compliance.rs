@@ -7,7 +7,7 @@
 //! gift (under the first-gifts lock) would wait for a screening that waits for the first-gifts
 //! lock: a deadlock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
@@ -44,66 +44,8 @@ impl PgStore {
             .bind(donor)
             .execute(&mut *conn)
             .await?;
-        if keys.is_empty() {
-            return Ok(());
-        }
-        // Claim the keys first: a concurrent claim of the same key waits for ours to commit,
-        // and the read below (a new statement) then sees the donor holding it.
-        sqlx::query(
-            "INSERT INTO identity_links (key, donor_id) SELECT k, $2 FROM UNNEST($1::text[]) AS k
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(keys)
-        .bind(donor)
-        .execute(&mut *conn)
-        .await?;
-        let (own, placed): (i64, bool) =
-            sqlx::query_as("SELECT person_id, placed_by_treasurer FROM donors WHERE id = $1")
-                .bind(donor)
-                .fetch_one(&mut *conn)
-                .await?;
-        if placed {
-            return Ok(());
-        }
-        let mut persons: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT d.person_id FROM identity_links l JOIN donors d ON d.id = l.donor_id
-             WHERE l.key = ANY($1) AND NOT d.placed_by_treasurer",
-        )
-        .bind(keys)
-        .fetch_all(&mut *conn)
-        .await?;
-        persons.push(own);
-        persons.sort_unstable();
-        persons.dedup();
-        if persons.len() < 2 {
-            return Ok(());
-        }
-        let winner = persons[0];
-        // Lock every person involved, in id order, so that no screening of either runs while
-        // their donors move.
-        sqlx::query("SELECT id FROM donors WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-            .bind(&persons)
-            .execute(&mut *conn)
-            .await?;
-        let losers = &persons[1..];
-        sqlx::query(
-            "INSERT INTO identity_changes (donor_id, from_person, to_person, action, reason, changed_at)
-             SELECT id, person_id, $2, 'link', 'shares an email, a card, or a name and postal address', $3
-             FROM donors WHERE person_id = ANY($1) AND NOT placed_by_treasurer",
-        )
-        .bind(losers)
-        .bind(winner)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "UPDATE donors SET person_id = $2 WHERE person_id = ANY($1) AND NOT placed_by_treasurer",
-        )
-        .bind(losers)
-        .bind(winner)
-        .execute(&mut *conn)
-        .await?;
-        Self::refresh_first_gifts(conn, &persons).await
+        let keys = BTreeMap::from([(donor, keys.iter().collect())]);
+        Self::link_donors(conn, &keys, now).await
     }
 
     /// Locks the person `donor` belongs to until the transaction ends; returns the person.
