@@ -526,7 +526,63 @@ async fn the_worker_killed_between_two_events_loses_nothing_and_posts_nothing_tw
     assert_eq!(income, -(0..20).map(|n| 1000 + n).sum::<i64>());
 }
 
+/// A Checkout session's event that arrives after its payment posted asks Stripe nothing: the
+/// session's id and the donor's custom fields are recorded from its verified snapshot. A
+/// refund's events still ask.
+async fn events_after_the_payment_posted_ask_stripe_nothing_new(db: &TestDb) {
+    let h = harness(db).await;
+    let gift = h
+        .sim
+        .donate(&Gift::new(2500, CAMPAIGN, "marie.dupont@example.fr"));
+    let (session, payment): (Vec<SimEvent>, Vec<SimEvent>) = gift
+        .events
+        .iter()
+        .cloned()
+        .partition(|e| e.kind == "checkout.session.completed");
+    h.deliver(db, &payment).await;
+    h.settle(db).await;
+    let calls = h.sim.seen().len();
+    let recorded = db
+        .store
+        .contribution_by_charge(&gift.charge)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.checkout_session_id, None);
+    assert_eq!(recorded.custom_fields, None);
+
+    h.deliver(db, &session).await;
+    h.settle(db).await;
+    assert_eq!(
+        h.sim.seen().len(),
+        calls,
+        "no Stripe call for what is known"
+    );
+    let recorded = db
+        .store
+        .contribution_by_charge(&gift.charge)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recorded.checkout_session_id.as_deref(),
+        Some(gift.session.as_str())
+    );
+    assert_eq!(
+        recorded.custom_fields.as_deref(),
+        Some(r#"{"eligibility":"yes","occupation":"Enseignante"}"#)
+    );
+
+    let (_, refund) = h.sim.refund(&gift.charge, 1000);
+    h.deliver(db, &refund).await;
+    h.settle(db).await;
+    assert!(h.sim.seen().len() > calls, "a refund is fetched");
+    assert_eq!(h.movements(db).await.len(), 2);
+    h.server.shutdown().await;
+}
+
 on_both_stores!(
+    events_after_the_payment_posted_ask_stripe_nothing_new,
     the_worker_killed_between_two_events_loses_nothing_and_posts_nothing_twice,
     a_donations_whole_life_ends_with_the_right_balance_on_every_account,
     the_same_event_delivered_twenty_times_posts_once,

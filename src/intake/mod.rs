@@ -162,6 +162,25 @@ pub struct NetContribution {
     pub net: crate::money::Money,
 }
 
+/// How the intake looks a recorded gift up before asking Stripe anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiftKey<'a> {
+    Charge(&'a str),
+    /// A Checkout session names the payment intent; one intent is paid by one charge.
+    PaymentIntent(&'a str),
+}
+
+/// A gift as recorded, with what the intake needs to know whether anything is left to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedGift {
+    pub gift: ContributionRef,
+    pub charge_id: String,
+    /// Its Checkout session is recorded (with what the donor typed into it).
+    pub has_session: bool,
+    /// Its payment is posted: screened, decided and in the ledger (one transaction).
+    pub decided: bool,
+}
+
 /// A stored contribution with its donor's name and email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Contribution {

@@ -29,7 +29,9 @@ use tokio_util::sync::CancellationToken;
 use super::plan::{read_event, EventPlan, RetryPolicy, SessionFacts, Subject};
 use super::registrar::Registrar;
 use super::rules::{entry_for, RuleError};
-use super::{identity_key, ContributionRef, InboxEvent, NewContribution, Settlement};
+use super::{
+    identity_key, ContributionRef, GiftKey, InboxEvent, NewContribution, RecordedGift, Settlement,
+};
 use crate::campaign::Campaign;
 use crate::clock::Clock;
 use crate::compliance::screen::Method;
@@ -398,8 +400,19 @@ impl IntakeWorker {
 
     async fn sync(&self, subject: &Subject, group: &Group) -> Result<(), SyncError> {
         match subject {
-            Subject::Charge(id) => self.sync_charge(self.api.charge(id).await?, group).await,
+            Subject::Charge(id) => {
+                let recorded = self.store.recorded_gift(GiftKey::Charge(id)).await?;
+                if self.nothing_to_fetch(recorded.as_ref(), group).await? {
+                    return Ok(());
+                }
+                self.sync_charge(self.api.charge(id).await?, group, recorded)
+                    .await
+            }
             Subject::PaymentIntent(id) => {
+                let recorded = self.store.recorded_gift(GiftKey::PaymentIntent(id)).await?;
+                if self.nothing_to_fetch(recorded.as_ref(), group).await? {
+                    return Ok(());
+                }
                 let charges = self.api.charges_of_payment_intent(id).await?;
                 let paid = charges
                     .into_iter()
@@ -409,7 +422,8 @@ impl IntakeWorker {
                             "payment intent {id} has no successful charge yet"
                         ))
                     })?;
-                self.sync_charge(paid, group).await
+                let recorded = recorded.filter(|r| r.charge_id == paid.id);
+                self.sync_charge(paid, group, recorded).await
             }
             Subject::Payout(id) => self.sync_payout(self.api.payout(id).await?).await,
             Subject::EndedCheckout(session) => self.release_checkout(session).await,
@@ -417,9 +431,40 @@ impl IntakeWorker {
         }
     }
 
+    /// Whether the events of `group` can bring nothing new from Stripe: the gift's payment is
+    /// posted (decided), and the events are about the payment, not about a refund or a
+    /// dispute, each of which has events of its own. What a Checkout session's late event
+    /// adds (its id, what the donor typed into it) is recorded from its verified snapshot,
+    /// which is authoritative for those facts. Spares a Stripe call for every event of a
+    /// donation that arrives after its payment posted.
+    async fn nothing_to_fetch(
+        &self,
+        recorded: Option<&RecordedGift>,
+        group: &Group,
+    ) -> Result<bool, SyncError> {
+        let Some(recorded) = recorded else {
+            return Ok(false);
+        };
+        if !recorded.decided || group.refunds || group.disputes {
+            return Ok(false);
+        }
+        if let (Some(session), false) = (&group.session, recorded.has_session) {
+            self.store
+                .attach_session_facts(recorded.gift.contribution_id, session)
+                .await?;
+        }
+        Ok(true)
+    }
+
     /// Records the charge's contribution, then posts each of its money movements: the
     /// payment, every refund (and refund failure), every dispute withdrawal and reinstatement.
-    async fn sync_charge(&self, charge: Charge, group: &Group) -> Result<(), SyncError> {
+    /// `recorded` is the charge's gift as recorded, if it was looked up already.
+    async fn sync_charge(
+        &self,
+        charge: Charge,
+        group: &Group,
+        recorded: Option<RecordedGift>,
+    ) -> Result<(), SyncError> {
         match charge.status {
             ChargeStatus::Failed => return Ok(()),
             ChargeStatus::Pending => {
@@ -450,14 +495,16 @@ impl IntakeWorker {
         let reservation = self.reservation_of(&charge, &campaign).await?;
         let declaration = Declaration::from_json(reservation.as_ref().map(|r| r.declared.as_str()));
         // Most events find the contribution already recorded: a read then spares a write.
-        let known = self.store.contribution_by_charge(&charge.id).await?;
-        let gift = match known {
-            Some(c) if group.session.is_none() || c.checkout_session_id.is_some() => {
-                ContributionRef {
-                    donor_id: c.donor_id,
-                    contribution_id: c.id,
-                }
+        let known = match recorded {
+            Some(recorded) => Some(recorded),
+            None => {
+                self.store
+                    .recorded_gift(GiftKey::Charge(&charge.id))
+                    .await?
             }
+        };
+        let gift = match known {
+            Some(known) if group.session.is_none() || known.has_session => known.gift,
             _ => {
                 let gift = NewContribution {
                     campaign_id: campaign.id,

@@ -27,9 +27,10 @@ use crate::enforcement::posting::Payment;
 use crate::enforcement::reinstatement::OwedBack;
 use crate::enforcement::{OwedRefund, Person, PersonHistory, StoredRuling};
 use crate::ids::{AccountId, CampaignId, EntryId, Slug};
+use crate::intake::plan::SessionFacts;
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NetContribution, NewContribution,
-    NewInboxEvent, Recorded, Settlement,
+    Contribution, ContributionRef, GiftKey, InboxEvent, InboxStatus, NetContribution,
+    NewContribution, NewInboxEvent, Recorded, RecordedGift, Settlement,
 };
 use crate::ledger::account::AccountKind;
 use crate::ledger::balance::{rollup_keys, RollupKey, Span};
@@ -409,6 +410,38 @@ where
         declared: row.try_get(12)?,
         amount: Money::from_minor(row.try_get(13)?, currency),
         kept: Money::from_minor(row.try_get(15)?, currency),
+    })
+}
+
+/// A [`RecordedGift`] by its key, in both dialects (`param` is the dialect's first
+/// parameter); the value to bind. At most two rows, so that an intent paid twice reads as
+/// ambiguous.
+fn recorded_gift_query(key: GiftKey<'_>, param: &str) -> (String, String) {
+    let (column, value) = match key {
+        GiftKey::Charge(id) => ("charge_id", id),
+        GiftKey::PaymentIntent(id) => ("payment_intent_id", id),
+    };
+    let sql = format!(
+        "SELECT c.id, c.donor_id, c.charge_id, c.checkout_session_id IS NOT NULL,
+                EXISTS (SELECT 1 FROM compliance_decisions k
+                        WHERE k.contribution_id = c.id AND k.stage = 'posting')
+         FROM contributions c WHERE c.{column} = {param} LIMIT 2"
+    );
+    (sql, value.to_owned())
+}
+
+/// The one gift of `rows` (id, donor, charge, has session, decided), if exactly one.
+fn recorded_gift(rows: Vec<(i64, i64, String, bool, bool)>) -> Option<RecordedGift> {
+    let [(contribution_id, donor_id, charge_id, has_session, decided)]: [_; 1] =
+        rows.try_into().ok()?;
+    Some(RecordedGift {
+        gift: ContributionRef {
+            donor_id,
+            contribution_id,
+        },
+        charge_id,
+        has_session,
+        decided,
     })
 }
 
@@ -867,6 +900,23 @@ impl Store {
             }
             Err(error) => Ok(vec![Err(error)]),
         }
+    }
+
+    /// The gift recorded for a charge or payment intent (none if the intent has several).
+    pub async fn recorded_gift(
+        &self,
+        key: GiftKey<'_>,
+    ) -> Result<Option<RecordedGift>, StoreError> {
+        dispatch!(self, s => s.recorded_gift(key).await)
+    }
+
+    /// Fills in a gift's Checkout session and custom fields where they are not recorded yet.
+    pub async fn attach_session_facts(
+        &self,
+        contribution_id: i64,
+        session: &SessionFacts,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.attach_session_facts(contribution_id, session).await)
     }
 
     pub async fn contribution_by_charge(

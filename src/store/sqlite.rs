@@ -14,9 +14,10 @@ use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use super::{
     account_balance, assemble, attach_seals, check_contribution_campaign, currency_of,
-    extend_chain, inbox_status, net_contribution, register_gift, resolve_skipped, rollup_rows,
-    settlement_columns, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError,
-    StoreOptions, CONTRIBUTION_COLUMNS, REGISTER_COLUMNS,
+    extend_chain, inbox_status, net_contribution, recorded_gift, recorded_gift_query,
+    register_gift, resolve_skipped, rollup_rows, settlement_columns, Posted, RawCampaign, RawEntry,
+    RawPosting, RawSeal, SealStatus, StoreError, StoreOptions, CONTRIBUTION_COLUMNS,
+    REGISTER_COLUMNS,
 };
 use crate::store::NewDonor;
 
@@ -26,9 +27,10 @@ use crate::access::{Grant, ReportAccess, Role};
 use crate::campaign::{Campaign, NewCampaign};
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::ids::{CampaignId, EntryId, Slug};
+use crate::intake::plan::SessionFacts;
 use crate::intake::{
-    Contribution, ContributionRef, InboxEvent, InboxStatus, NetContribution, NewContribution,
-    NewInboxEvent, Recorded, Settlement,
+    Contribution, ContributionRef, GiftKey, InboxEvent, InboxStatus, NetContribution,
+    NewContribution, NewInboxEvent, Recorded, RecordedGift, Settlement,
 };
 use crate::ledger::balance::{hour_start_micros, RollupKey, HOURS_PER_DAY};
 use crate::ledger::entry::StoredEntry;
@@ -864,6 +866,36 @@ impl SqliteStore {
             },
             stored_campaign,
         ))
+    }
+
+    pub async fn recorded_gift(
+        &self,
+        key: GiftKey<'_>,
+    ) -> Result<Option<RecordedGift>, StoreError> {
+        let (sql, value) = recorded_gift_query(key, "?1");
+        let rows = sqlx::query_as(&sql)
+            .bind(value)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(recorded_gift(rows))
+    }
+
+    pub async fn attach_session_facts(
+        &self,
+        contribution_id: i64,
+        session: &SessionFacts,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE contributions SET checkout_session_id = coalesce(checkout_session_id, ?2),
+                custom_fields = coalesce(custom_fields, ?3)
+             WHERE id = ?1",
+        )
+        .bind(contribution_id)
+        .bind(&session.session_id)
+        .bind(&session.custom_fields)
+        .execute(&mut *self.writer_connection().await?)
+        .await?;
+        Ok(())
     }
 
     pub async fn contribution_by_charge(
