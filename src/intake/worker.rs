@@ -422,7 +422,12 @@ impl IntakeWorker {
                             "payment intent {id} has no successful charge yet"
                         ))
                     })?;
-                let recorded = recorded.filter(|r| r.charge_id == paid.id);
+                let recorded = match recorded {
+                    Some(r) if r.charge_id != paid.id => {
+                        self.store.recorded_gift(GiftKey::Charge(&paid.id)).await?
+                    }
+                    recorded => recorded,
+                };
                 self.sync_charge(paid, group, recorded).await
             }
             Subject::Payout(id) => self.sync_payout(self.api.payout(id).await?).await,
@@ -458,7 +463,8 @@ impl IntakeWorker {
 
     /// Records the charge's contribution, then posts each of its money movements: the
     /// payment, every refund (and refund failure), every dispute withdrawal and reinstatement.
-    /// `recorded` is the charge's gift as recorded, if it was looked up already.
+    /// `recorded` is the charge's gift as recorded, if any (recording it again would only
+    /// return it).
     async fn sync_charge(
         &self,
         charge: Charge,
@@ -494,16 +500,8 @@ impl IntakeWorker {
             .ok_or_else(|| SyncError::Permanent(format!("charge {}: bad time", charge.id)))?;
         let reservation = self.reservation_of(&charge, &campaign).await?;
         let declaration = Declaration::from_json(reservation.as_ref().map(|r| r.declared.as_str()));
-        // Most events find the contribution already recorded: a read then spares a write.
-        let known = match recorded {
-            Some(recorded) => Some(recorded),
-            None => {
-                self.store
-                    .recorded_gift(GiftKey::Charge(&charge.id))
-                    .await?
-            }
-        };
-        let gift = match known {
+        // Most events find the contribution already recorded: the read spares a write.
+        let gift = match recorded {
             Some(known) if group.session.is_none() || known.has_session => known.gift,
             _ => {
                 let gift = NewContribution {
