@@ -10,8 +10,25 @@ use std::time::Duration;
 
 use common::stripe::{harness, Harness, CAMPAIGN, KEY, SECRET};
 use common::TestDb;
-use obole::intake::InboxStatus;
+use obole::intake::{Contribution, InboxStatus};
 use obole::provider::stripe::sim::{Gift, SimEvent, StripeSim};
+
+async fn recorded_contribution(db: &TestDb, charge: &str) -> Contribution {
+    db.store
+        .contribution_by_charge(charge)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// The simulated Checkout session and the custom fields it carries are recorded.
+fn assert_session_recorded(contribution: &Contribution, session: &str) {
+    assert_eq!(contribution.checkout_session_id.as_deref(), Some(session));
+    assert_eq!(
+        contribution.custom_fields.as_deref(),
+        Some(r#"{"eligibility":"yes","occupation":"Enseignante"}"#)
+    );
+}
 
 fn balances(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
     pairs.iter().map(|(a, m)| (a.to_string(), *m)).collect()
@@ -55,12 +72,7 @@ async fn a_donations_whole_life_ends_with_the_right_balance_on_every_account(db:
     // Gift, 2 refunds, the dispute withdrawal, the second gift, the payout.
     assert_eq!(h.movements(db).await.len(), 6);
 
-    let contribution = db
-        .store
-        .contribution_by_charge(&gift.charge)
-        .await
-        .unwrap()
-        .unwrap();
+    let contribution = recorded_contribution(db, &gift.charge).await;
     assert_eq!(contribution.campaign_id, h.campaign.id);
     assert_eq!(contribution.amount.minor(), 2500);
     assert_eq!(
@@ -68,24 +80,12 @@ async fn a_donations_whole_life_ends_with_the_right_balance_on_every_account(db:
         Some("marie.dupont@example.fr")
     );
     assert_eq!(contribution.card_country.as_deref(), Some("FR"));
-    assert_eq!(
-        contribution.checkout_session_id.as_deref(),
-        Some(gift.session.as_str())
-    );
-    assert_eq!(
-        contribution.custom_fields.as_deref(),
-        Some(r#"{"eligibility":"yes","occupation":"Enseignante"}"#)
-    );
+    assert_session_recorded(&contribution, &gift.session);
     assert_eq!(contribution.review_reason, None);
 
     // What each donor has given, net, as the compliance engine reads it from the ledger: the
     // first gift was refunded and charged back to nothing; just after it was paid it was whole.
-    let jean = db
-        .store
-        .contribution_by_charge(&second.charge)
-        .await
-        .unwrap()
-        .unwrap();
+    let jean = recorded_contribution(db, &second.charge).await;
     let donors = [contribution.donor_id, jean.donor_id];
     let far_future = contribution.paid_at + chrono::Duration::days(3650);
     let net: Vec<(i64, i64)> = db
@@ -328,12 +328,7 @@ async fn a_payment_naming_no_campaign_goes_to_the_accounts_campaign_for_review(d
     let donation = h.sim.donate(&gift);
     h.deliver(db, &donation.events).await;
     h.settle(db).await;
-    let contribution = db
-        .store
-        .contribution_by_charge(&donation.charge)
-        .await
-        .unwrap()
-        .unwrap();
+    let contribution = recorded_contribution(db, &donation.charge).await;
     assert_eq!(contribution.campaign_id, h.campaign.id);
     assert!(contribution
         .review_reason
@@ -542,12 +537,7 @@ async fn events_after_the_payment_posted_ask_stripe_nothing_new(db: &TestDb) {
     h.deliver(db, &payment).await;
     h.settle(db).await;
     let calls = h.sim.seen().len();
-    let recorded = db
-        .store
-        .contribution_by_charge(&gift.charge)
-        .await
-        .unwrap()
-        .unwrap();
+    let recorded = recorded_contribution(db, &gift.charge).await;
     assert_eq!(recorded.checkout_session_id, None);
     assert_eq!(recorded.custom_fields, None);
 
@@ -558,19 +548,9 @@ async fn events_after_the_payment_posted_ask_stripe_nothing_new(db: &TestDb) {
         calls,
         "no Stripe call for what is known"
     );
-    let recorded = db
-        .store
-        .contribution_by_charge(&gift.charge)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        recorded.checkout_session_id.as_deref(),
-        Some(gift.session.as_str())
-    );
-    assert_eq!(
-        recorded.custom_fields.as_deref(),
-        Some(r#"{"eligibility":"yes","occupation":"Enseignante"}"#)
+    assert_session_recorded(
+        &recorded_contribution(db, &gift.charge).await,
+        &gift.session,
     );
 
     let (_, refund) = h.sim.refund(&gift.charge, 1000);
