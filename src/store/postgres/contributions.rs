@@ -86,16 +86,19 @@ impl PgStore {
         .execute(&mut *conn)
         .await?;
         // Each donor's own person (`shares` false), and the person of every donor holding one
-        // of its keys (a donor a treasurer placed by hand stays where they put it).
+        // of its keys (a donor a treasurer placed by hand stays where they put it). Shaped as
+        // index probes per key (`OFFSET 0` keeps each lateral subquery a probe), whatever
+        // stale statistics would make of a join.
         let donors: Vec<i64> = keys.keys().copied().collect();
         let rows: Vec<(i64, i64, bool, bool)> = sqlx::query_as(
             "SELECT d.id, d.person_id, d.placed_by_treasurer, false FROM donors d WHERE d.id = ANY($1)
              UNION ALL
              SELECT u.donor, h.person_id, false, true
              FROM UNNEST($2::int8[], $3::text[]) AS u(donor, key)
-             JOIN identity_links l ON l.key = u.key
-             JOIN donors h ON h.id = l.donor_id
-             WHERE NOT h.placed_by_treasurer",
+             CROSS JOIN LATERAL (SELECT l.donor_id FROM identity_links l
+                                 WHERE l.key = u.key OFFSET 0) l
+             CROSS JOIN LATERAL (SELECT h.person_id FROM donors h
+                                 WHERE h.id = l.donor_id AND NOT h.placed_by_treasurer OFFSET 0) h",
         )
         .bind(&donors)
         .bind(&claimants)
@@ -272,13 +275,15 @@ impl PgStore {
             .iter()
             .flat_map(|group| group[1..].iter().map(|&loser| (loser, group[0])))
             .unzip();
+        // `person_id = ANY($1)` besides the join lets the planner reach the losers' donors
+        // through the person index, whatever its statistics say of the join.
         sqlx::query(
             "INSERT INTO identity_changes (donor_id, from_person, to_person, action, reason, changed_at)
              SELECT d.id, d.person_id, m.winner, 'link',
                     'shares an email, a card, or a name and postal address', $3
-             FROM UNNEST($1::int8[], $2::int8[]) AS m(loser, winner)
-             JOIN donors d ON d.person_id = m.loser
-             WHERE NOT d.placed_by_treasurer",
+             FROM donors d JOIN UNNEST($1::int8[], $2::int8[]) AS m(loser, winner)
+                  ON d.person_id = m.loser
+             WHERE d.person_id = ANY($1) AND NOT d.placed_by_treasurer",
         )
         .bind(&losers)
         .bind(&winners)
@@ -288,7 +293,7 @@ impl PgStore {
         sqlx::query(
             "UPDATE donors d SET person_id = m.winner
              FROM UNNEST($1::int8[], $2::int8[]) AS m(loser, winner)
-             WHERE d.person_id = m.loser AND NOT d.placed_by_treasurer",
+             WHERE d.person_id = m.loser AND d.person_id = ANY($1) AND NOT d.placed_by_treasurer",
         )
         .bind(&losers)
         .bind(&winners)
