@@ -402,7 +402,7 @@ impl IntakeWorker {
         match subject {
             Subject::Charge(id) => {
                 let recorded = self.store.recorded_gift(GiftKey::Charge(id)).await?;
-                if self.nothing_to_fetch(recorded.as_ref(), group).await? {
+                if self.finish_without_stripe(recorded.as_ref(), group).await? {
                     return Ok(());
                 }
                 self.sync_charge(self.api.charge(id).await?, group, recorded)
@@ -410,7 +410,7 @@ impl IntakeWorker {
             }
             Subject::PaymentIntent(id) => {
                 let recorded = self.store.recorded_gift(GiftKey::PaymentIntent(id)).await?;
-                if self.nothing_to_fetch(recorded.as_ref(), group).await? {
+                if self.finish_without_stripe(recorded.as_ref(), group).await? {
                     return Ok(());
                 }
                 let charges = self.api.charges_of_payment_intent(id).await?;
@@ -436,13 +436,14 @@ impl IntakeWorker {
         }
     }
 
-    /// Whether the events of `group` can bring nothing new from Stripe: the gift's payment is
-    /// posted (decided), and the events are about the payment, not about a refund or a
-    /// dispute, each of which has events of its own. What a Checkout session's late event
-    /// adds (its id, what the donor typed into it) is recorded from its verified snapshot,
-    /// which is authoritative for those facts. Spares a Stripe call for every event of a
-    /// donation that arrives after its payment posted.
-    async fn nothing_to_fetch(
+    /// Finishes `group` from what is recorded when its events can bring nothing new from
+    /// Stripe, and says whether it did: the gift's payment is posted (decided), and the
+    /// events are about the payment, not about a refund or a dispute, each of which has
+    /// events of its own. What a Checkout session's late event adds (its id, what the donor
+    /// typed into it) is recorded from its verified snapshot, which is authoritative for
+    /// those facts. Spares a Stripe call for every event of a donation that arrives after its
+    /// payment posted.
+    async fn finish_without_stripe(
         &self,
         recorded: Option<&RecordedGift>,
         group: &Group,

@@ -1215,37 +1215,17 @@ async fn insert_batch(
         .collect())
 }
 
-/// Finds or creates the campaign's donor row for `donor`, inside the caller's transaction. A
-/// donor keeps the details first seen; later gifts only fill in what was missing.
+/// Finds or creates the campaign's donor row for `donor`, inside the caller's transaction
+/// (see [`contributions::upsert_donors`]).
 pub(super) async fn upsert_donor(
     conn: &mut PgConnection,
     campaign: CampaignId,
     donor: &NewDonor,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    let payer = &donor.payer;
-    let a = &payer.address;
-    Ok(sqlx::query_scalar(
-        "INSERT INTO donors (campaign_id, identity_key, name, email, line1, line2, city, postal_code, state, country, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
-            name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
-            line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
-            city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
-            state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
-         RETURNING id",
-    )
-    .bind(campaign.0)
-    .bind(&donor.identity_key)
-    .bind(&payer.name)
-    .bind(&payer.email)
-    .bind(&a.line1)
-    .bind(&a.line2)
-    .bind(&a.city)
-    .bind(&a.postal_code)
-    .bind(&a.state)
-    .bind(&a.country)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?)
+    let key = (campaign.0, donor.identity_key.clone());
+    contributions::upsert_donors(conn, &[(campaign, donor.clone())], now)
+        .await?
+        .remove(&key)
+        .ok_or_else(|| StoreError::Corrupt("a donor neither stored nor new".into()))
 }

@@ -34,16 +34,13 @@ use crate::store::people::{
 
 impl PgStore {
     /// Links `donor` to every person sharing one of `keys`, inside the caller's transaction.
+    /// (A donor is its own person from its creation: see `contributions::upsert_donors`.)
     pub(super) async fn link_identity(
         conn: &mut PgConnection,
         donor: i64,
         keys: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE donors SET person_id = id WHERE id = $1 AND person_id IS NULL")
-            .bind(donor)
-            .execute(&mut *conn)
-            .await?;
         let keys = BTreeMap::from([(donor, keys.iter().collect())]);
         Self::link_donors(conn, &keys, now).await
     }

@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::PgStore;
+use crate::ids::CampaignId;
 use crate::intake::{ContributionRef, NewContribution};
 use crate::store::people::{distinct_donors, person_merges};
-use crate::store::{check_contribution_campaign, StoreError};
+use crate::store::{check_contribution_campaign, NewDonor, StoreError};
 
 impl PgStore {
     /// Records each gift and its donor, and links the donors to persons, in one transaction.
@@ -36,7 +37,8 @@ impl PgStore {
             ));
         }
         let mut tx = self.begin().await?;
-        let donors = upsert_donors(&mut tx, gifts, now).await?;
+        let donors = distinct_donors(gifts.iter().map(|g| (g.campaign_id, &g.donor)));
+        let donors = upsert_donors(&mut tx, &donors, now).await?;
         let stored = insert_contributions(&mut tx, gifts, &donors, now).await?;
         // Each stored donor's keys: the gift's donor is the one the charge was first
         // recorded with.
@@ -133,14 +135,14 @@ fn stored_gift(
     })
 }
 
-/// Inserts the gifts' donors, or fills in what the stored ones lack; returns each donor's
-/// id by (campaign, identity key). A new donor is its own person.
-async fn upsert_donors(
+/// Inserts `donors` (one per campaign and identity key), or fills in what the stored ones
+/// lack: a donor keeps the details first seen. Returns each donor's id by (campaign, identity
+/// key). A new donor is its own person.
+pub(super) async fn upsert_donors(
     conn: &mut PgConnection,
-    gifts: &[NewContribution],
+    donors: &[(CampaignId, NewDonor)],
     now: DateTime<Utc>,
 ) -> Result<HashMap<(i64, String), i64>, StoreError> {
-    let donors = distinct_donors(gifts.iter().map(|g| (g.campaign_id, &g.donor)));
     let column = |f: &dyn Fn(&crate::provider::stripe::objects::Payer) -> Option<String>| {
         donors.iter().map(|(_, d)| f(&d.payer)).collect::<Vec<_>>()
     };
