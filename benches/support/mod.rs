@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+/// The allocator the `obole` binary runs with (src/main.rs), so a bench measures what is
+/// deployed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A small deterministic generator (xorshift64*): the same run plays the same load.
 pub struct Rng(pub u64);
 

@@ -27,6 +27,11 @@ use obole::money::{Currency, Money};
 use obole::sealer;
 use obole::store::{Store, StoreOptions};
 
+/// The allocator the `obole` binary runs with (src/main.rs), so the bench measures what is
+/// deployed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Obole ledger benchmarks")]
 struct Args {
