@@ -17,7 +17,7 @@ use obole::compliance::pack::Attestation;
 use obole::compliance::{Declaration, Packs};
 use obole::enforcement::checkout::{reserve, CheckoutVerdict, GiftRequest};
 use obole::enforcement::new_donor;
-use obole::intake::{identity_key, NewContribution};
+use obole::intake::{identity_key, GiftKey, NewContribution};
 use obole::money::{Currency, Money};
 use obole::provider::stripe::objects::{Address, Payer};
 use obole::provider::stripe::sim::{Donation, Gift, SimEvent};
@@ -677,8 +677,63 @@ async fn a_batch_of_gifts_links_its_donors_as_one_by_one_would(db: &TestDb) {
     h.server.shutdown().await;
 }
 
+/// The worker reads a round's recorded gifts at once: each key gets its own answer, in
+/// order, whatever the others are.
+async fn recorded_gifts_answer_each_key_in_its_place(db: &TestDb) {
+    let h = harness(db).await;
+    let c = &h.campaign;
+    let with_intent = |charge: &str, intent: &str| NewContribution {
+        payment_intent_id: Some(intent.into()),
+        ..paid(c, charge, &format!("{charge}@example.fr"), charge)
+    };
+    let gifts = [
+        with_intent("ch_a", "pi_a"),
+        with_intent("ch_b", "pi_twice"),
+        with_intent("ch_c", "pi_twice"),
+        paid(c, "ch_d", "d@example.fr", "fp_d"),
+    ];
+    let recorded: Vec<_> = db
+        .store
+        .record_contributions(&gifts, db_now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let keys = [
+        GiftKey::PaymentIntent("pi_a"),
+        GiftKey::Charge("ch_unknown"),
+        GiftKey::PaymentIntent("pi_twice"),
+        GiftKey::Charge("ch_d"),
+        GiftKey::Charge("ch_a"),
+        GiftKey::PaymentIntent("pi_unknown"),
+    ];
+    let found = db.store.recorded_gifts(&keys).await.unwrap();
+    let gift_of = |n: usize| found[n].as_ref().map(|g| (g.gift, g.charge_id.as_str()));
+    assert_eq!(found.len(), keys.len());
+    assert_eq!(gift_of(0), Some((recorded[0], "ch_a")));
+    assert_eq!(gift_of(1), None, "no such charge");
+    assert_eq!(gift_of(2), None, "an intent paid twice is ambiguous");
+    assert_eq!(gift_of(3), Some((recorded[3], "ch_d")));
+    assert_eq!(gift_of(4), Some((recorded[0], "ch_a")));
+    assert_eq!(gift_of(5), None, "no such intent");
+    assert!(found.iter().flatten().all(|g| !g.decided && !g.has_session));
+    assert_eq!(
+        db.store
+            .recorded_gift(GiftKey::Charge("ch_d"))
+            .await
+            .unwrap()
+            .map(|g| g.gift),
+        Some(recorded[3]),
+        "one key alone reads the same"
+    );
+    assert!(db.store.recorded_gifts(&[]).await.unwrap().is_empty());
+    h.server.shutdown().await;
+}
+
 on_both_stores!(
     a_batch_of_gifts_links_its_donors_as_one_by_one_would,
+    recorded_gifts_answer_each_key_in_its_place,
     an_excess_is_set_aside_refunded_exactly_once_and_settled,
     a_refund_stripe_fails_to_make_is_asked_again_later_and_made_once,
     two_cards_and_two_emails_are_one_person,

@@ -16,9 +16,11 @@
 //!   (`enforcement::posting`): screened under its person's lock, with its decision and any
 //!   part owed back in the same transaction. What is owed is then refunded through Stripe,
 //!   once, by the end of the round (`request_owed_refunds`).
+//! - A round reads at once what its subjects need from the database (the gifts recorded for
+//!   them; each campaign once), so a donation costs a few statements, not one per question.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -141,6 +143,8 @@ pub struct IntakeWorker {
     endpoint_campaign: Option<Slug>,
     options: WorkerOptions,
     wake: Arc<Notify>,
+    /// The campaigns read this round, by slug: read once a round, not once a payment.
+    campaigns: Mutex<HashMap<Slug, Campaign>>,
 }
 
 impl IntakeWorker {
@@ -163,6 +167,7 @@ impl IntakeWorker {
             endpoint_campaign,
             options,
             wake: Arc::new(Notify::new()),
+            campaigns: Mutex::new(HashMap::new()),
         })
     }
 
@@ -263,16 +268,26 @@ impl IntakeWorker {
                 }
             }
         }
+        // What the round reads once for all its subjects: the gifts already recorded for
+        // them, and (as they are needed) the campaigns.
+        let groups: Vec<(Subject, Group)> = groups.into_iter().collect();
+        let keys: Vec<GiftKey<'_>> = groups.iter().filter_map(|(s, _)| gift_key(s)).collect();
+        let mut recorded = self.store.recorded_gifts(&keys).await?.into_iter();
+        self.lock_campaigns().clear();
+        let mut subjects = groups.into_iter().map(|(subject, group)| {
+            let known = gift_key(&subject).and_then(|_| recorded.next().flatten());
+            (subject, group, known)
+        });
         let mut tasks = JoinSet::new();
-        let mut groups = groups.into_iter();
+        let mut late_sessions = Vec::new();
         loop {
             while tasks.len() < self.options.concurrency.max(1) {
-                let Some((subject, group)) = groups.next() else {
+                let Some((subject, group, known)) = subjects.next() else {
                     break;
                 };
                 let worker = self.clone();
                 tasks.spawn(async move {
-                    let outcome = worker.sync(&subject, &group).await;
+                    let outcome = worker.sync(&subject, &group, known).await;
                     if let Err(error) = &outcome {
                         tracing::warn!(?subject, %error, "intake: could not post");
                     }
@@ -283,6 +298,13 @@ impl IntakeWorker {
                 break;
             };
             let (events, outcome) = done.map_err(|e| StoreError::Refused(e.to_string()))?;
+            let outcome = match outcome {
+                Ok(late) => {
+                    late_sessions.extend(late);
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            };
             for event in events {
                 settlements.push((
                     event.event_id.clone(),
@@ -290,6 +312,8 @@ impl IntakeWorker {
                 ));
             }
         }
+        // Durable before the events that brought them are settled.
+        self.store.attach_session_facts(&late_sessions).await?;
         let settled = settlements.len();
         self.store
             .settle_stripe_events(&settlements, self.clock.now())
@@ -398,21 +422,24 @@ impl IntakeWorker {
         }
     }
 
-    async fn sync(&self, subject: &Subject, group: &Group) -> Result<(), SyncError> {
+    /// Synchronises one subject from its state at Stripe. `recorded` is its gift as recorded
+    /// when the round began, if any. Returns the facts of a Checkout session to attach to a
+    /// gift recorded without them: the round writes them all before settling.
+    async fn sync(
+        &self,
+        subject: &Subject,
+        group: &Group,
+        recorded: Option<RecordedGift>,
+    ) -> Result<Option<LateSession>, SyncError> {
+        if let Some(finished) = finish_without_stripe(recorded.as_ref(), group) {
+            return Ok(finished);
+        }
         match subject {
             Subject::Charge(id) => {
-                let recorded = self.store.recorded_gift(GiftKey::Charge(id)).await?;
-                if self.finish_without_stripe(recorded.as_ref(), group).await? {
-                    return Ok(());
-                }
                 self.sync_charge(self.api.charge(id).await?, group, recorded)
-                    .await
+                    .await?;
             }
             Subject::PaymentIntent(id) => {
-                let recorded = self.store.recorded_gift(GiftKey::PaymentIntent(id)).await?;
-                if self.finish_without_stripe(recorded.as_ref(), group).await? {
-                    return Ok(());
-                }
                 let charges = self.api.charges_of_payment_intent(id).await?;
                 let paid = charges
                     .into_iter()
@@ -428,38 +455,13 @@ impl IntakeWorker {
                     }
                     recorded => recorded,
                 };
-                self.sync_charge(paid, group, recorded).await
+                self.sync_charge(paid, group, recorded).await?;
             }
-            Subject::Payout(id) => self.sync_payout(self.api.payout(id).await?).await,
-            Subject::EndedCheckout(session) => self.release_checkout(session).await,
-            Subject::Nothing(_) => Ok(()),
+            Subject::Payout(id) => self.sync_payout(self.api.payout(id).await?).await?,
+            Subject::EndedCheckout(session) => self.release_checkout(session).await?,
+            Subject::Nothing(_) => {}
         }
-    }
-
-    /// Finishes `group` from what is recorded when its events can bring nothing new from
-    /// Stripe, and says whether it did: the gift's payment is posted (decided), and the
-    /// events are about the payment, not about a refund or a dispute, each of which has
-    /// events of its own. What a Checkout session's late event adds (its id, what the donor
-    /// typed into it) is recorded from its verified snapshot, which is authoritative for
-    /// those facts. Spares a Stripe call for every event of a donation that arrives after its
-    /// payment posted.
-    async fn finish_without_stripe(
-        &self,
-        recorded: Option<&RecordedGift>,
-        group: &Group,
-    ) -> Result<bool, SyncError> {
-        let Some(recorded) = recorded else {
-            return Ok(false);
-        };
-        if !recorded.decided || group.refunds || group.disputes {
-            return Ok(false);
-        }
-        if let (Some(session), false) = (&group.session, recorded.has_session) {
-            self.store
-                .attach_session_facts(recorded.gift.contribution_id, session)
-                .await?;
-        }
-        Ok(true)
+        Ok(None)
     }
 
     /// Records the charge's contribution, then posts each of its money movements: the
@@ -501,6 +503,9 @@ impl IntakeWorker {
             .ok_or_else(|| SyncError::Permanent(format!("charge {}: bad time", charge.id)))?;
         let reservation = self.reservation_of(&charge, &campaign).await?;
         let declaration = Declaration::from_json(reservation.as_ref().map(|r| r.declared.as_str()));
+        // The payment's movement is posted in the transaction that decides the gift, so a
+        // decided gift's payment is known posted without asking the journal.
+        let payment_posted = recorded.as_ref().is_some_and(|r| r.decided);
         // Most events find the contribution already recorded: the read spares a write.
         let gift = match recorded {
             Some(known) if group.session.is_none() || known.has_session => known.gift,
@@ -541,9 +546,13 @@ impl IntakeWorker {
                 fetched.extend(dispute.balance_transactions);
             }
         }
-        let posted = self
-            .posted(&campaign, by_id.iter().chain(fetched.iter().map(|t| &t.id)))
+        let others = by_id.iter().filter(|id| **id != payment);
+        let mut posted = self
+            .posted(&campaign, others.chain(fetched.iter().map(|t| &t.id)))
             .await?;
+        if payment_posted {
+            posted.push(payment.clone());
+        }
         let unsettled = self.unsettled(&campaign, &owed_refunds).await?;
         // Money of this gift the screener rules on: the payment, or a dispute's reinstatement.
         let screened = |entry, amount, paid_at, reservation| Payment {
@@ -779,7 +788,7 @@ impl IntakeWorker {
     async fn endpoint_campaign(&self) -> Result<Option<Campaign>, SyncError> {
         match &self.endpoint_campaign {
             Some(slug) => {
-                let campaign = self.store.campaign(slug).await?;
+                let campaign = self.campaign_by_slug(slug).await?;
                 campaign.map(Some).ok_or_else(|| {
                     SyncError::Permanent(format!(
                         "STRIPE_CAMPAIGN names {slug}, which does not exist"
@@ -792,21 +801,73 @@ impl IntakeWorker {
 
     async fn campaign(&self, slug: &str) -> Result<Option<Campaign>, SyncError> {
         match Slug::parse(slug) {
-            Ok(slug) => Ok(self.store.campaign(&slug).await?),
+            Ok(slug) => self.campaign_by_slug(&slug).await,
             Err(_) => Ok(None),
         }
+    }
+
+    /// A campaign as this round read it (a campaign's id, currency and rule pack never
+    /// change; its other settings are at most a round old).
+    async fn campaign_by_slug(&self, slug: &Slug) -> Result<Option<Campaign>, SyncError> {
+        if let Some(campaign) = self.lock_campaigns().get(slug) {
+            return Ok(Some(campaign.clone()));
+        }
+        let campaign = self.store.campaign(slug).await?;
+        if let Some(campaign) = &campaign {
+            self.lock_campaigns().insert(slug.clone(), campaign.clone());
+        }
+        Ok(campaign)
+    }
+
+    fn lock_campaigns(&self) -> std::sync::MutexGuard<'_, HashMap<Slug, Campaign>> {
+        // The map is only a cache: one a panicking holder left is still usable.
+        self.campaigns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A Checkout session's facts for a gift recorded without them.
+type LateSession = (i64, SessionFacts);
+
+/// Whether `group` is finished by what is recorded, its events bringing nothing new from
+/// Stripe: the gift's payment is posted (decided), and the events are about the payment, not
+/// about a refund or a dispute, each of which has events of its own. Then the answer holds
+/// what a Checkout session's late event adds (its id, what the donor typed into it), from its
+/// verified snapshot, which is authoritative for those facts. Spares a Stripe call for every
+/// event of a donation that arrives after its payment posted.
+fn finish_without_stripe(
+    recorded: Option<&RecordedGift>,
+    group: &Group,
+) -> Option<Option<LateSession>> {
+    let recorded = recorded?;
+    if !recorded.decided || group.refunds || group.disputes {
+        return None;
+    }
+    Some(match (&group.session, recorded.has_session) {
+        (Some(session), false) => Some((recorded.gift.contribution_id, session.clone())),
+        _ => None,
+    })
+}
+
+/// The key of the gift a subject is about, if it is a payment.
+fn gift_key(subject: &Subject) -> Option<GiftKey<'_>> {
+    match subject {
+        Subject::Charge(id) => Some(GiftKey::Charge(id)),
+        Subject::PaymentIntent(id) => Some(GiftKey::PaymentIntent(id)),
+        Subject::Payout(_) | Subject::EndedCheckout(_) | Subject::Nothing(_) => None,
     }
 }
 
 /// Owed refunds requested per round, at most.
 const OWED_REFUNDS_PER_ROUND: i64 = 100;
 
-/// The key of the entry that settles an owed refund's liability.
 /// A won dispute's movement returning money to the campaign.
 fn is_reinstatement(txn: &BalanceTransaction) -> bool {
     txn.reporting_category == "dispute_reversal" && txn.amount > 0
 }
 
+/// The key of the entry that settles an owed refund's liability.
 fn owed_settlement_key(refund_txn: &str) -> String {
     format!("owed-refunded:{refund_txn}")
 }

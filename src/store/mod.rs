@@ -413,36 +413,45 @@ where
     })
 }
 
-/// A [`RecordedGift`] by its key, in both dialects (`param` is the dialect's first
-/// parameter); the value to bind. At most two rows, so that an intent paid twice reads as
-/// ambiguous.
-fn recorded_gift_query(key: GiftKey<'_>, param: &str) -> (String, String) {
-    let (column, value) = match key {
+/// What a [`RecordedGift`] is read from, in both dialects: a row of `contributions c`.
+const RECORDED_GIFT_COLUMNS: &str =
+    "c.id, c.donor_id, c.charge_id, c.checkout_session_id IS NOT NULL,
+    EXISTS (SELECT 1 FROM compliance_decisions k
+            WHERE k.contribution_id = c.id AND k.stage = 'posting')";
+
+/// The column a [`GiftKey`] names a gift by, and its value.
+fn gift_key_column<'a>(key: &GiftKey<'a>) -> (&'static str, &'a str) {
+    match *key {
         GiftKey::Charge(id) => ("charge_id", id),
         GiftKey::PaymentIntent(id) => ("payment_intent_id", id),
-    };
-    let sql = format!(
-        "SELECT c.id, c.donor_id, c.charge_id, c.checkout_session_id IS NOT NULL,
-                EXISTS (SELECT 1 FROM compliance_decisions k
-                        WHERE k.contribution_id = c.id AND k.stage = 'posting')
-         FROM contributions c WHERE c.{column} = {param} LIMIT 2"
-    );
-    (sql, value.to_owned())
+    }
 }
 
-/// The one gift of `rows` (id, donor, charge, has session, decided), if exactly one.
-fn recorded_gift(rows: Vec<(i64, i64, String, bool, bool)>) -> Option<RecordedGift> {
-    let [(contribution_id, donor_id, charge_id, has_session, decided)]: [_; 1] =
-        rows.try_into().ok()?;
-    Some(RecordedGift {
-        gift: ContributionRef {
-            donor_id,
-            contribution_id,
-        },
-        charge_id,
-        has_session,
-        decided,
-    })
+/// The gift of each key among `rows` (the key's index, then id, donor, charge, has session,
+/// decided), in the keys' order: one where a key has exactly one row, none where it has no
+/// row or several (an intent paid twice is ambiguous).
+fn recorded_gifts(
+    keys: usize,
+    rows: Vec<(i64, i64, i64, String, bool, bool)>,
+) -> Vec<Option<RecordedGift>> {
+    let mut found: Vec<Vec<RecordedGift>> = vec![Vec::new(); keys];
+    for (n, contribution_id, donor_id, charge_id, has_session, decided) in rows {
+        if let Some(slot) = usize::try_from(n).ok().and_then(|n| found.get_mut(n)) {
+            slot.push(RecordedGift {
+                gift: ContributionRef {
+                    donor_id,
+                    contribution_id,
+                },
+                charge_id,
+                has_session,
+                decided,
+            });
+        }
+    }
+    found
+        .into_iter()
+        .map(|gifts| <[RecordedGift; 1]>::try_from(gifts).ok().map(|[gift]| gift))
+        .collect()
 }
 
 const CONTRIBUTION_COLUMNS: &str =
@@ -907,16 +916,30 @@ impl Store {
         &self,
         key: GiftKey<'_>,
     ) -> Result<Option<RecordedGift>, StoreError> {
-        dispatch!(self, s => s.recorded_gift(key).await)
+        Ok(self.recorded_gifts(&[key]).await?.pop().flatten())
     }
 
-    /// Fills in a gift's Checkout session and custom fields where they are not recorded yet.
+    /// [`Store::recorded_gift`] of each key, in the keys' order, read at once.
+    pub async fn recorded_gifts(
+        &self,
+        keys: &[GiftKey<'_>],
+    ) -> Result<Vec<Option<RecordedGift>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, s => s.recorded_gifts(keys).await)
+    }
+
+    /// Fills in gifts' Checkout sessions and custom fields where they are not recorded yet,
+    /// in one write.
     pub async fn attach_session_facts(
         &self,
-        contribution_id: i64,
-        session: &SessionFacts,
+        facts: &[(i64, SessionFacts)],
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.attach_session_facts(contribution_id, session).await)
+        if facts.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, s => s.attach_session_facts(facts).await)
     }
 
     pub async fn contribution_by_charge(

@@ -15,10 +15,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::{
-    account_balance, assemble, attach_seals, batch_key, currency_of, extend_chain, inbox_status,
-    net_contribution, recorded_gift, recorded_gift_query, register_gift, resolve_skipped,
-    rollup_rows, settlement_columns, Posted, RawCampaign, RawEntry, RawPosting, RawSeal,
-    SealStatus, StoreError, StoreOptions, CONTRIBUTION_COLUMNS, REGISTER_COLUMNS,
+    account_balance, assemble, attach_seals, batch_key, currency_of, extend_chain, gift_key_column,
+    inbox_status, net_contribution, recorded_gifts, register_gift, resolve_skipped, rollup_rows,
+    settlement_columns, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError,
+    StoreOptions, CONTRIBUTION_COLUMNS, RECORDED_GIFT_COLUMNS, REGISTER_COLUMNS,
 };
 use crate::store::NewDonor;
 
@@ -831,31 +831,57 @@ impl PgStore {
             })
     }
 
-    pub async fn recorded_gift(
+    pub async fn recorded_gifts(
         &self,
-        key: GiftKey<'_>,
-    ) -> Result<Option<RecordedGift>, StoreError> {
-        let (sql, value) = recorded_gift_query(key, "$1");
-        let rows = sqlx::query_as(&sql)
-            .bind(value)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(recorded_gift(rows))
+        keys: &[GiftKey<'_>],
+    ) -> Result<Vec<Option<RecordedGift>>, StoreError> {
+        let (ids, by_intent): (Vec<&str>, Vec<bool>) = keys
+            .iter()
+            .map(|key| {
+                let (column, id) = gift_key_column(key);
+                (id, column == "payment_intent_id")
+            })
+            .unzip();
+        // Index probes per key whatever the statistics say (see `existing_keys`); the branch
+        // a key does not name is cut by a one-time filter. Two rows at most per key, so that
+        // an intent paid twice reads as ambiguous.
+        let rows = sqlx::query_as(&format!(
+            "SELECT k.n - 1, g.* FROM UNNEST($1::text[], $2::bool[]) WITH ORDINALITY AS k(id, by_intent, n)
+             CROSS JOIN LATERAL (
+                 SELECT {RECORDED_GIFT_COLUMNS} FROM contributions c
+                 WHERE NOT k.by_intent AND c.charge_id = k.id
+                 UNION ALL
+                 SELECT {RECORDED_GIFT_COLUMNS} FROM contributions c
+                 WHERE k.by_intent AND c.payment_intent_id = k.id
+                 LIMIT 2) AS g"
+        ))
+        .bind(&ids)
+        .bind(&by_intent)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(recorded_gifts(keys.len(), rows))
     }
 
     pub async fn attach_session_facts(
         &self,
-        contribution_id: i64,
-        session: &SessionFacts,
+        facts: &[(i64, SessionFacts)],
     ) -> Result<(), StoreError> {
+        let contributions: Vec<i64> = facts.iter().map(|(id, _)| *id).collect();
+        let sessions: Vec<&str> = facts.iter().map(|(_, s)| s.session_id.as_str()).collect();
+        let fields: Vec<Option<&str>> = facts
+            .iter()
+            .map(|(_, s)| s.custom_fields.as_deref())
+            .collect();
         sqlx::query(
-            "UPDATE contributions SET checkout_session_id = coalesce(checkout_session_id, $2),
-                custom_fields = coalesce(custom_fields, $3)
-             WHERE id = $1",
+            "UPDATE contributions AS c
+             SET checkout_session_id = coalesce(c.checkout_session_id, f.session_id),
+                 custom_fields = coalesce(c.custom_fields, f.custom_fields)
+             FROM UNNEST($1::int8[], $2::text[], $3::text[]) AS f(id, session_id, custom_fields)
+             WHERE c.id = f.id",
         )
-        .bind(contribution_id)
-        .bind(&session.session_id)
-        .bind(&session.custom_fields)
+        .bind(&contributions)
+        .bind(&sessions)
+        .bind(&fields)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -14,9 +14,9 @@ use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use super::{
     account_balance, assemble, attach_seals, check_contribution_campaign, currency_of,
-    extend_chain, inbox_status, net_contribution, recorded_gift, recorded_gift_query,
-    register_gift, resolve_skipped, rollup_rows, settlement_columns, Posted, RawCampaign, RawEntry,
-    RawPosting, RawSeal, SealStatus, StoreError, StoreOptions, CONTRIBUTION_COLUMNS,
+    extend_chain, gift_key_column, inbox_status, net_contribution, recorded_gifts, register_gift,
+    resolve_skipped, rollup_rows, settlement_columns, Posted, RawCampaign, RawEntry, RawPosting,
+    RawSeal, SealStatus, StoreError, StoreOptions, CONTRIBUTION_COLUMNS, RECORDED_GIFT_COLUMNS,
     REGISTER_COLUMNS,
 };
 use crate::store::NewDonor;
@@ -868,33 +868,45 @@ impl SqliteStore {
         ))
     }
 
-    pub async fn recorded_gift(
+    pub async fn recorded_gifts(
         &self,
-        key: GiftKey<'_>,
-    ) -> Result<Option<RecordedGift>, StoreError> {
-        let (sql, value) = recorded_gift_query(key, "?1");
-        let rows = sqlx::query_as(&sql)
-            .bind(value)
+        keys: &[GiftKey<'_>],
+    ) -> Result<Vec<Option<RecordedGift>>, StoreError> {
+        // One read per key: SQLite answers in-process, with no round trip to spare.
+        let mut rows = Vec::new();
+        for (n, key) in (0_i64..).zip(keys) {
+            let (column, id) = gift_key_column(key);
+            let found: Vec<(i64, i64, i64, String, bool, bool)> = sqlx::query_as(&format!(
+                "SELECT ?1, {RECORDED_GIFT_COLUMNS} FROM contributions c
+                 WHERE c.{column} = ?2 LIMIT 2"
+            ))
+            .bind(n)
+            .bind(id)
             .fetch_all(&self.reader)
             .await?;
-        Ok(recorded_gift(rows))
+            rows.extend(found);
+        }
+        Ok(recorded_gifts(keys.len(), rows))
     }
 
     pub async fn attach_session_facts(
         &self,
-        contribution_id: i64,
-        session: &SessionFacts,
+        facts: &[(i64, SessionFacts)],
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE contributions SET checkout_session_id = coalesce(checkout_session_id, ?2),
-                custom_fields = coalesce(custom_fields, ?3)
-             WHERE id = ?1",
-        )
-        .bind(contribution_id)
-        .bind(&session.session_id)
-        .bind(&session.custom_fields)
-        .execute(&mut *self.writer_connection().await?)
-        .await?;
+        let mut tx = self.write().await?;
+        for (contribution_id, session) in facts {
+            sqlx::query(
+                "UPDATE contributions SET checkout_session_id = coalesce(checkout_session_id, ?2),
+                    custom_fields = coalesce(custom_fields, ?3)
+                 WHERE id = ?1",
+            )
+            .bind(contribution_id)
+            .bind(&session.session_id)
+            .bind(&session.custom_fields)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
