@@ -202,6 +202,25 @@ async fn a_refund_post_carries_its_own_idempotency_key_and_replays() {
     assert_eq!(sim.take_outbox().len(), 4);
 }
 
+/// async-stripe's own client opened a connection (and against Stripe, a TLS session) per
+/// call; Obole's transport keeps them open.
+#[tokio::test]
+async fn calls_reuse_their_connections() {
+    let sim = StripeSim::new(1_764_012_000);
+    let client = client_for(&sim).await;
+    let donation = sim.donate(&Gift::new(2500, "c", "m@example.org"));
+    for _ in 0..20 {
+        client.charge(&donation.charge).await.unwrap();
+    }
+    assert_eq!(sim.connections(), 1, "one after the other: one connection");
+    let calls = (0..8).map(|_| client.charge(&donation.charge));
+    for charge in futures_util::future::join_all(calls).await {
+        assert_eq!(charge.unwrap().id, donation.charge);
+    }
+    assert!(sim.connections() <= 8, "{} connections", sim.connections());
+    assert_eq!(sim.seen().len(), 28);
+}
+
 #[tokio::test]
 async fn a_bad_key_is_an_error_not_an_empty_answer() {
     let sim = StripeSim::new(1_764_012_000);

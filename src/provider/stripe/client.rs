@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
     CreateCheckoutSessionPaymentIntentData, ExpireCheckoutSession, ProductData,
@@ -38,6 +38,7 @@ use super::objects::{
     Address, BalanceTransaction, Charge, ChargeStatus, CheckoutSession, Dispute,
     NewCheckoutSession, Payer, Payout, Refund,
 };
+use super::transport::Transport;
 use super::StripeSettings;
 
 /// How long one API call may take before it counts as failed (and is retried later).
@@ -61,7 +62,7 @@ pub enum ApiError {
 /// A Stripe API client for one account.
 #[derive(Clone)]
 pub struct StripeClient {
-    client: Client,
+    client: Transport,
     /// `None`: calls are not paced.
     pacer: Option<Arc<Pacer>>,
 }
@@ -88,10 +89,7 @@ impl Pacer {
 impl StripeClient {
     pub fn new(settings: &StripeSettings) -> Result<StripeClient, ApiError> {
         let key = settings.secret_key().ok_or(ApiError::NoSecretKey)?;
-        let client = ClientBuilder::new(key)
-            .url(settings.api_base.clone())
-            .timeout(settings.request_timeout)
-            .build()?;
+        let client = Transport::new(key, &settings.api_base, settings.request_timeout)?;
         let pacer = (settings.api_rate > 0).then(|| {
             Arc::new(Pacer {
                 interval: Duration::from_secs(1) / settings.api_rate,

@@ -5,6 +5,7 @@ pub mod event;
 pub mod objects;
 pub mod signature;
 pub mod sim;
+pub mod transport;
 
 use std::fmt;
 use std::time::Duration;

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
 
@@ -199,6 +201,8 @@ pub enum ApiFault {
 /// The simulated account. Cheap to share: `Arc<StripeSim>`.
 pub struct StripeSim {
     account: Mutex<Account>,
+    /// Connections the API accepted: a client that keeps its connections alive opens few.
+    connections: AtomicUsize,
 }
 
 impl StripeSim {
@@ -216,6 +220,7 @@ impl StripeSim {
                 tag: tag.to_owned(),
                 ..Account::default()
             }),
+            connections: AtomicUsize::new(0),
         })
     }
 
@@ -230,6 +235,10 @@ impl StripeSim {
         let address = listener.local_addr()?;
         let base = format!("http://{address}");
         self.set_base_url(&base);
+        let counter = self.clone();
+        let listener = listener.tap_io(move |_| {
+            counter.connections.fetch_add(1, Ordering::Relaxed);
+        });
         let app = self.router();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(base)
@@ -314,6 +323,11 @@ impl StripeSim {
     /// The requests received so far.
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.lock().seen.clone()
+    }
+
+    /// How many connections the API has accepted since it was served.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Events caused by API calls since the last call (e.g. a refund Obole created).
