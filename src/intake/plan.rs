@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The object whose current state the worker fetches.
@@ -66,9 +67,9 @@ fn text<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
 
 /// Reads one stored event (its type and the exact payload Stripe signed).
 pub fn read_event(kind: &str, payload: &str) -> Result<EventPlan, PlanError> {
-    let event: Value =
+    let event: StoredEvent =
         serde_json::from_str(payload).map_err(|e| PlanError::NotJson(e.to_string()))?;
-    let object = &event["data"]["object"];
+    let object = &event.data.object.into_value();
     let required = |field: &'static str| {
         text(object, field)
             .map(str::to_owned)
@@ -143,6 +144,51 @@ pub fn read_event(kind: &str, payload: &str) -> Result<EventPlan, PlanError> {
         _ => None,
     };
     Ok(plan)
+}
+
+/// The part of a stored event the plan reads: the fields of `data.object` named below, each
+/// as it is; the rest of the payload is skipped, not built (it was checked when the event
+/// was received).
+#[derive(Deserialize)]
+struct StoredEvent {
+    #[serde(default)]
+    data: StoredData,
+}
+
+#[derive(Deserialize, Default)]
+struct StoredData {
+    #[serde(default)]
+    object: ReadFields,
+}
+
+#[derive(Deserialize, Default)]
+struct ReadFields {
+    id: Option<Value>,
+    charge: Option<Value>,
+    payment_intent: Option<Value>,
+    payment_status: Option<Value>,
+    latest_charge: Option<Value>,
+    custom_fields: Option<Value>,
+}
+
+impl ReadFields {
+    /// The fields present, as a JSON object.
+    fn into_value(self) -> Value {
+        let fields = [
+            ("id", self.id),
+            ("charge", self.charge),
+            ("payment_intent", self.payment_intent),
+            ("payment_status", self.payment_status),
+            ("latest_charge", self.latest_charge),
+            ("custom_fields", self.custom_fields),
+        ];
+        Value::Object(
+            fields
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+                .collect(),
+        )
+    }
 }
 
 /// Checkout's `custom_fields` as `{key: value}` (text, dropdown or numeric), `None` if none.
