@@ -15,8 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::{
-    account_balance, assemble, attach_seals, batch_key, currency_of, extend_chain, gift_key_column,
-    inbox_status, net_contribution, recorded_gifts, register_gift, resolve_skipped, rollup_rows,
+    account_balance, assemble, attach_seals, batch_key, currency_of, extend_chain, inbox_status,
+    net_contribution, recorded_gifts, register_gift, resolve_skipped, rollup_rows,
     settlement_columns, Posted, RawCampaign, RawEntry, RawPosting, RawSeal, SealStatus, StoreError,
     StoreOptions, CONTRIBUTION_COLUMNS, RECORDED_GIFT_COLUMNS, REGISTER_COLUMNS,
 };
@@ -837,9 +837,9 @@ impl PgStore {
     ) -> Result<Vec<Option<RecordedGift>>, StoreError> {
         let (ids, by_intent): (Vec<&str>, Vec<bool>) = keys
             .iter()
-            .map(|key| {
-                let (column, id) = gift_key_column(key);
-                (id, column == "payment_intent_id")
+            .map(|key| match *key {
+                GiftKey::Charge(id) => (id, false),
+                GiftKey::PaymentIntent(id) => (id, true),
             })
             .unzip();
         // Index probes per key whatever the statistics say (see `existing_keys`); the branch
