@@ -24,7 +24,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use stripe::{CustomizedStripeRequest, RequestStrategy, StripeError};
 use stripe_client_core::StripeMethod;
 
@@ -62,6 +62,8 @@ impl Transport {
             .build();
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
+            // Without a timer the idle timeout is never enforced.
+            .pool_timer(TokioTimer::new())
             .build(connector);
         let base = match api_base.ends_with('/') {
             true => api_base.to_owned(),
