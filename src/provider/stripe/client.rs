@@ -1,5 +1,6 @@
-//! Stripe's API, through `async-stripe` (pinned exactly; see stripe.md §3), reduced to the
-//! calls Obole makes and mapped into [`super::objects`].
+//! Stripe's API, through `async-stripe`'s requests and types (pinned exactly; see stripe.md
+//! §3) sent on Obole's pooled [`super::transport`], reduced to the calls Obole makes and
+//! mapped into [`super::objects`].
 //!
 //! Invariants:
 //! - Every call has a timeout; the base URL comes from the settings (`STRIPE_API_BASE`), so
