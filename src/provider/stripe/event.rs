@@ -104,6 +104,7 @@ impl Envelope {
         {
             return bad("`type` is not an event type");
         }
+        // `data.object` was read as `AnObject`, which refuses anything but a JSON object.
         let AnObject = raw.data.object;
         Ok((
             Envelope {
