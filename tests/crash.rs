@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::stripe::{CAMPAIGN, KEY, SECRET};
 use common::TestDb;
 use obole::intake::InboxStatus;
@@ -73,34 +74,6 @@ const LOAD_AFTER_LAST_RESTART: Duration = Duration::from_secs(1);
 
 /// One load at a time: the two stores' runs would otherwise share the machine's cores.
 static ONE_LOAD_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A small deterministic generator (xorshift64*), seeded from the clock and printed.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        Rng(u64::from(nanos) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn between(&mut self, (low, high): (u64, u64)) -> u64 {
-        low + self.below(high - low + 1)
-    }
-}
 
 fn per_second(count: usize, elapsed: Duration) -> u128 {
     count as u128 * 1000 / elapsed.as_millis().max(1)
@@ -545,7 +518,7 @@ async fn the_server_killed_five_times_under_load_loses_nothing_and_doubles_nothi
     let _alone = ONE_LOAD_AT_A_TIME.lock().await;
     let store = db.store.kind();
     let campaign = db.campaign(CAMPAIGN).await;
-    let mut rng = Rng::seeded();
+    let mut rng = Rng::from_clock();
     eprintln!("[{store}] crash test seed {:#x}", rng.0);
     let sim = StripeSim::new(chrono::Utc::now().timestamp());
     let sim_base = sim.serve().await.unwrap();

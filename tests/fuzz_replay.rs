@@ -15,6 +15,11 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
+use rng::Rng;
+
+#[path = "common/rng.rs"]
+mod rng;
+
 #[path = "../fuzz/checks/checkout_form.rs"]
 mod checkout_form;
 #[path = "../fuzz/checks/rule_pack.rs"]
@@ -27,48 +32,31 @@ mod webhook_event;
 /// Bytes that mean something to the formats under test (JSON, TOML, form bodies, headers).
 const MEANINGFUL: &[u8] = b"\0\x7f\xff\"\\{}[],:=&%+#\n\r\t 0-.evt_";
 
-/// xorshift64*: a fixed sequence per seed, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number below `n` (n ≥ 1).
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n.max(1) as u64).unwrap()
-    }
-}
-
 /// One mutation of `input`, sometimes with a piece of `other`.
 fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
-    let at = rng.below(out.len() + 1);
+    let at = rng.index(out.len() + 1);
     // The byte at (or, past the end, before) `at`.
     let byte = at.min(out.len().saturating_sub(1));
-    match rng.below(8) {
-        0 if !out.is_empty() => out[byte] ^= 1 << rng.below(8),
-        1 if !out.is_empty() => out[byte] = MEANINGFUL[rng.below(MEANINGFUL.len())],
-        2 => out.insert(at, MEANINGFUL[rng.below(MEANINGFUL.len())]),
+    match rng.index(8) {
+        0 if !out.is_empty() => out[byte] ^= 1 << rng.index(8),
+        1 if !out.is_empty() => out[byte] = MEANINGFUL[rng.index(MEANINGFUL.len())],
+        2 => out.insert(at, MEANINGFUL[rng.index(MEANINGFUL.len())]),
         3 => {
-            let end = (at + 1 + rng.below(16)).min(out.len());
+            let end = (at + 1 + rng.index(16)).min(out.len());
             out.drain(at.min(end)..end);
         }
         4 => {
-            let end = (at + 1 + rng.below(64)).min(out.len());
+            let end = (at + 1 + rng.index(64)).min(out.len());
             let piece = out[at.min(end)..end].to_vec();
-            for _ in 0..1 + rng.below(4) {
+            for _ in 0..1 + rng.index(4) {
                 out.splice(at..at, piece.iter().copied());
             }
         }
         5 => out.truncate(at),
         6 => {
-            let from = rng.below(other.len() + 1);
-            let end = (from + rng.below(256)).min(other.len());
+            let from = rng.index(other.len() + 1);
+            let end = (from + rng.index(256)).min(other.len());
             out.splice(at..at, other[from..end].iter().copied());
         }
         _ => out.insert(at, u8::try_from(rng.below(256)).unwrap()),
@@ -121,9 +109,9 @@ fn replay(target: &str, seeds: Vec<Vec<u8>>, check: fn(&[u8])) {
     let mut current = seeds[0].clone();
     for n in 0..runs {
         if n % 4 == 0 {
-            current = seeds[rng.below(seeds.len())].clone();
+            current = seeds[rng.index(seeds.len())].clone();
         }
-        let other = &seeds[rng.below(seeds.len())];
+        let other = &seeds[rng.index(seeds.len())];
         current = mutate(&mut rng, &current, other);
         // Bounded as the server bounds its bodies (and to keep the run short).
         current.truncate(64 * 1024);

@@ -9,25 +9,10 @@
 mod common;
 
 use chrono::{DateTime, Utc};
+use common::rng::Rng;
 use common::{stderr, TestDb};
 use obole::campaign::Campaign;
 use obole::reports::tally::GiftCounts;
-
-/// A small deterministic generator (xorshift64*), so a failing history replays from its seed.
-struct Seeded(u64);
-
-impl Seeded {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[usize::try_from(self.below(items.len() as u64)).unwrap()]
-    }
-}
 
 const NAMES: &[&str] = &[
     "Paul Girard",
@@ -134,7 +119,7 @@ fn refused_only_by_the_rules(out: &std::process::Output, seed: u64, step: u32) {
 
 async fn play(db: &TestDb, seed: u64) {
     let campaign = db.campaign("printemps-2027").await;
-    let mut random = Seeded(seed);
+    let mut random = Rng(seed);
     let mut references: Vec<String> = Vec::new();
     for step in 0..30 {
         let what = random.below(10);

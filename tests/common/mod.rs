@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 
 pub mod browser;
 pub mod donor;
+pub mod rng;
 pub mod stripe;
 
 pub struct TestDb {
