@@ -8,21 +8,12 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A small deterministic generator (xorshift64*): the same run plays the same load.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+/// A small deterministic generator (xorshift64*), the tests' own: the same run plays the
+/// same load.
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+#[allow(unused_imports)] // not every bench draws random numbers
+pub use rng::Rng;
 
 /// `d` in thousandths, printed with two decimals (seconds as "s.ss"; pass `d * 1000` for ms).
 pub fn millis(d: Duration) -> String {

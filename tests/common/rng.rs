@@ -1,5 +1,6 @@
-//! A small deterministic generator (xorshift64*) for the tests that play random histories
-//! and inputs: the same seed gives the same sequence, so a failure replays from its seed.
+//! A small deterministic generator (xorshift64*) for the tests and benches that play random
+//! histories, loads and inputs: the same seed gives the same sequence, so a failure replays
+//! from its seed.
 //! (The simulation keeps its own SplitMix64: its recorded seeds name its sequences.)
 #![allow(dead_code)]
 
