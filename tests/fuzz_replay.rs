@@ -97,8 +97,8 @@ fn replay(target: &str, seeds: Vec<Vec<u8>>, check: fn(&[u8])) {
     let run = |input: &[u8]| {
         if panic::catch_unwind(AssertUnwindSafe(|| check(input))).is_err() {
             panic!(
-                "{target}: a check failed (OBOLE_FUZZ_SEED={seed}) on the input {:?}",
-                String::from_utf8_lossy(input)
+                "{target}: a check failed (OBOLE_FUZZ_SEED={seed}) on the input b\"{}\"",
+                input.escape_ascii()
             );
         }
     };
@@ -113,7 +113,7 @@ fn replay(target: &str, seeds: Vec<Vec<u8>>, check: fn(&[u8])) {
         }
         let other = &seeds[rng.index(seeds.len())];
         current = mutate(&mut rng, &current, other);
-        // Bounded as the server bounds its bodies (and to keep the run short).
+        // Kept under 64 KB, so that repeated pieces cannot grow an input without end.
         current.truncate(64 * 1024);
         run(&current);
     }
