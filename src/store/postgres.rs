@@ -106,9 +106,15 @@ impl PgStore {
         .map_err(|_| unreachable("no answer within the acquire timeout".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
         let _ = probe.close().await;
+        // No ping before each use: sqlx's default sends one round trip to the server every
+        // time a connection leaves the pool, which doubled the round trips of the intake's
+        // statements. A connection that broke while idle fails its next statement instead;
+        // sqlx then drops it, and every caller treats a database error as worth retrying
+        // (the webhook answers 503 and Stripe redelivers; the worker retries the event).
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
