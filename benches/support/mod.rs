@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod raw_http;
+
 /// The allocator the `obole` binary runs with (src/main.rs), so a bench measures what is
 /// deployed.
 #[global_allocator]
