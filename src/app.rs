@@ -13,7 +13,7 @@ use crate::checkout::guard::{CheckoutLimits, FormKey};
 use crate::checkout::Checkout;
 use crate::clock::Clock;
 use crate::compliance::Packs;
-use crate::http::{router, AppState, Limits, PageSettings};
+use crate::http::{router, AppState, Limits, PageSettings, Services};
 use crate::ids::Slug;
 use crate::intake::worker::{self, IntakeWorker, WorkerOptions};
 use crate::intake::Inbox;
@@ -146,7 +146,7 @@ impl App {
         };
         Ok(App {
             listener,
-            state: AppState {
+            state: AppState::new(Services {
                 packs,
                 inbox: Inbox::start(store.clone()),
                 store,
@@ -155,7 +155,7 @@ impl App {
                 intake_wake: intake.as_ref().map(|w| w.waker()),
                 checkout: Arc::new(checkout),
                 pages,
-            },
+            }),
             limits: settings.limits,
             intake,
             demo,
