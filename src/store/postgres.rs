@@ -107,8 +107,8 @@ impl PgStore {
         .map_err(|e| unreachable(e.to_string()))?;
         let _ = probe.close().await;
         // No ping before each use: sqlx's default sends one round trip to the server every
-        // time a connection leaves the pool, which doubled the round trips of the intake's
-        // statements. A connection that broke while idle fails its next statement instead;
+        // time a connection leaves the pool, a third of the intake's round trips (strace,
+        // BENCHMARKS.md). A connection that broke while idle fails its next statement instead;
         // sqlx then drops it, and every caller treats a database error as worth retrying
         // (the webhook answers 503 and Stripe redelivers; the worker retries the event).
         let pool = PgPoolOptions::new()
