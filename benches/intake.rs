@@ -72,6 +72,9 @@ struct Args {
     /// Inbox events per worker round.
     #[arg(long, default_value_t = WorkerOptions::default().batch)]
     batch: i64,
+    /// Batches of gifts, and of payments, the worker writes at once (default: the store's).
+    #[arg(long)]
+    flushers: Option<usize>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -144,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
         intake: WorkerOptions {
             concurrency: args.concurrency,
             batch: args.batch,
+            flushers: args.flushers,
             ..WorkerOptions::default()
         },
         demo: false,

@@ -104,8 +104,7 @@ pub struct Screener {
 }
 
 impl Screener {
-    pub fn start(store: Store, clock: Arc<dyn Clock>) -> Screener {
-        let options = CombinerOptions::for_store(&store);
+    pub fn start(store: Store, clock: Arc<dyn Clock>, options: CombinerOptions) -> Screener {
         let combiner = Combiner::start("screener", options, move |payments: Vec<Payment>| {
             let store = store.clone();
             let now = clock.now();

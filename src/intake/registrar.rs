@@ -19,8 +19,7 @@ pub struct Registrar {
 
 impl Registrar {
     /// Starts the combiner's flushers; they stop when the last clone is dropped.
-    pub fn start(store: Store, clock: Arc<dyn Clock>) -> Registrar {
-        let options = CombinerOptions::for_store(&store);
+    pub fn start(store: Store, clock: Arc<dyn Clock>, options: CombinerOptions) -> Registrar {
         let combiner = Combiner::start("registrar", options, move |gifts: Vec<NewContribution>| {
             let store = store.clone();
             let now = clock.now();

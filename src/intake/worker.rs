@@ -36,6 +36,7 @@ use super::{
 };
 use crate::campaign::Campaign;
 use crate::clock::Clock;
+use crate::combiner::CombinerOptions;
 use crate::compliance::screen::Method;
 use crate::compliance::{Declaration, Packs};
 use crate::enforcement::posting::{Payment, Screener};
@@ -58,6 +59,9 @@ pub struct WorkerOptions {
     pub batch: i64,
     /// Subjects (charges, payouts) synchronised at once: Stripe calls overlap.
     pub concurrency: usize,
+    /// Batches of gifts being recorded, and of payments being screened, written at once;
+    /// `None`: the store's default (`CombinerOptions::for_store`).
+    pub flushers: Option<usize>,
     /// How long to sleep when the inbox is empty, unless woken by a new event.
     pub idle_poll: Duration,
     pub retry: RetryPolicy,
@@ -72,6 +76,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             batch: 1024,
             concurrency: 256,
+            flushers: None,
             idle_poll: Duration::from_millis(500),
             retry: RetryPolicy::default(),
         }
@@ -160,10 +165,13 @@ impl IntakeWorker {
         endpoint_campaign: Option<Slug>,
         options: WorkerOptions,
     ) -> Arc<IntakeWorker> {
+        let store = journal.store().clone();
+        let mut combining = CombinerOptions::for_store(&store);
+        combining.flushers = options.flushers.unwrap_or(combining.flushers);
         Arc::new(IntakeWorker {
-            store: journal.store().clone(),
-            registrar: Registrar::start(journal.store().clone(), clock.clone()),
-            screener: Screener::start(journal.store().clone(), clock.clone()),
+            registrar: Registrar::start(store.clone(), clock.clone(), combining),
+            screener: Screener::start(store.clone(), clock.clone(), combining),
+            store,
             journal,
             api,
             packs,
