@@ -33,7 +33,7 @@ use obole::store::{Store, StoreOptions};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{millis, per_second, percentile, raw_http, Rng};
+use support::{millis, per_second, percentile, raw_http, CpuTicks, Rng};
 
 const SECRET: &str = "whsec_bench";
 /// Stripe's tolerance is 300 s; a request prepared longer ago than this is signed again.
@@ -203,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let plays = Arc::new(plays);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_at_start = CpuTicks::now();
     let start = Instant::now();
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..args.senders.max(1) {
@@ -248,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drained = start.elapsed();
+    let cpu_at_drain = CpuTicks::now();
 
     let postings = store.sourced_postings(campaign.id, "stripe:").await?;
     let mut sources: Vec<&str> = postings.iter().map(|(s, _, _)| s.as_str()).collect();
@@ -271,6 +273,12 @@ async fn main() -> anyhow::Result<()> {
         millis(percentile(&latencies, 99) * 1000),
         millis(latencies[latencies.len() - 1] * 1000),
     );
+    if let (Some(before), Some(after)) = (cpu_at_start, cpu_at_drain) {
+        println!(
+            "machine until drained, every process on it: {}",
+            before.until(after, args.donations, "donation")
+        );
+    }
     let api_calls = sim.seen().len();
     println!(
         "Stripe API calls: {api_calls} ({}.{:02} per donation)",

@@ -1,4 +1,5 @@
-//! What the benchmarks share: a deterministic generator and latency arithmetic.
+//! What the benchmarks share: a deterministic generator, latency arithmetic and the
+//! machine's CPU time.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -46,4 +47,57 @@ pub fn summary(latencies: &mut [Duration]) -> String {
         ms(percentile(latencies, 99)),
         ms(latencies.last().copied().unwrap_or_default()),
     )
+}
+
+/// The machine's CPU time so far as Linux counts it in `/proc/stat` (all processes: the bench,
+/// the database, anything else), in ticks of 1/100 s (`USER_HZ`, 100 on Linux's stable ABI).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTicks {
+    /// User, nice, system, interrupts.
+    busy: u64,
+    /// Time the hypervisor gave other guests of the host.
+    steal: u64,
+    /// Busy, idle, waiting for I/O and stolen.
+    total: u64,
+}
+
+impl CpuTicks {
+    /// `None` where there is no `/proc/stat` (not Linux).
+    pub fn now() -> Option<CpuTicks> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let [user, nice, system, idle, iowait, irq, softirq, steal, ..] = fields[..] else {
+            return None;
+        };
+        let busy = user + nice + system + irq + softirq;
+        Some(CpuTicks {
+            busy,
+            steal,
+            total: busy + idle + iowait + steal,
+        })
+    }
+
+    /// What the machine did from `self` to `later`, and its CPU time per unit of work
+    /// (`units` of `unit`): "CPU 87 % busy, 0 % stolen: 1.16 ms a donation".
+    pub fn until(self, later: CpuTicks, units: usize, unit: &str) -> String {
+        let total = later.total.saturating_sub(self.total).max(1);
+        let busy = later.busy.saturating_sub(self.busy);
+        let steal = later.steal.saturating_sub(self.steal);
+        // A tick is 10 ms: busy ticks × 10,000 µs ÷ units.
+        let micros = busy * 10_000 / units.max(1) as u64;
+        format!(
+            "CPU {} % busy, {} % stolen: {}.{:02} ms a {unit}",
+            busy * 100 / total,
+            steal * 100 / total,
+            micros / 1000,
+            micros % 1000 / 10,
+        )
+    }
 }
