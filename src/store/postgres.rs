@@ -600,10 +600,12 @@ impl PgStore {
     }
 
     pub async fn stripe_event(&self, event_id: &str) -> Result<Option<InboxEvent>, StoreError> {
-        let row = sqlx::query(&format!("{INBOX_COLUMNS} WHERE event_id = $1"))
-            .bind(event_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{INBOX_FIELDS} FROM stripe_events WHERE event_id = $1"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(inbox_event).transpose()
     }
 
@@ -612,14 +614,13 @@ impl PgStore {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<InboxEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{INBOX_COLUMNS} WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
-             ORDER BY received_at, event_id LIMIT $2"
-        ))
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // A function with its own planner settings (migration 0014): read in index order,
+        // stopping at the limit, however many events are pending.
+        let rows = sqlx::query(&format!("{INBOX_FIELDS} FROM due_stripe_events($1, $2)"))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(inbox_event).collect()
     }
 
@@ -629,7 +630,7 @@ impl PgStore {
         limit: i64,
     ) -> Result<Vec<InboxEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{INBOX_COLUMNS} WHERE status = $1 ORDER BY received_at, event_id LIMIT $2"
+            "{INBOX_FIELDS} FROM stripe_events WHERE status = $1 ORDER BY received_at, event_id LIMIT $2"
         ))
         .bind(status.as_str())
         .bind(limit)
@@ -654,23 +655,17 @@ impl PgStore {
             errors.push(error);
             next_attempts.push(next);
         }
-        // One statement for the whole round. Only a pending event moves: a redelivered or
-        // concurrently settled one keeps its first outcome.
-        sqlx::query(
-            "UPDATE stripe_events AS e SET status = s.status, last_error = s.error,
-                    next_attempt_at = s.next_attempt_at, attempts = e.attempts + 1,
-                    processed_at = $5
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-                  AS s(event_id, status, error, next_attempt_at)
-             WHERE e.event_id = s.event_id AND e.status = 'pending'",
-        )
-        .bind(&ids)
-        .bind(&statuses)
-        .bind(&errors)
-        .bind(&next_attempts)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        // One statement for the whole round, each event found by its key (migration 0014).
+        // Only a pending event moves: a redelivered or concurrently settled one keeps its
+        // first outcome.
+        sqlx::query("SELECT settle_stripe_events($1, $2, $3, $4, $5)")
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&errors)
+            .bind(&next_attempts)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -1056,7 +1051,7 @@ const CAMPAIGN_COLUMNS: &str =
     "SELECT id, slug, name, rule_pack, currency, timezone, election, financing_from, financing_until,
             created_at FROM campaigns";
 
-const INBOX_COLUMNS: &str = "SELECT event_id, type, livemode, created, api_version, payload, received_at, status, attempts, last_error FROM stripe_events";
+const INBOX_FIELDS: &str = "SELECT event_id, type, livemode, created, api_version, payload, received_at, status, attempts, last_error";
 
 fn inbox_event(r: &PgRow) -> Result<InboxEvent, StoreError> {
     Ok(InboxEvent {
