@@ -14,9 +14,18 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// Starts the combiner's flushers; they stop when the last clone is dropped.
+    /// Starts the combiner's flusher; it stops when the last clone is dropped.
+    ///
+    /// One batch in flight, on either store: the webhooks that arrive while it commits wait
+    /// for that one commit and then share the next, so batches are larger, a webhook costs
+    /// less, and more of the cores are left to the worker, which sets the intake's pace
+    /// (intake bench, 9 pairs: 1,994–2,201 donations/s against 1,825–2,191 with two in
+    /// flight, acknowledgement p99 about the same; BENCHMARKS.md).
     pub fn start(store: Store) -> Inbox {
-        let options = CombinerOptions::for_store(&store);
+        let options = CombinerOptions {
+            flushers: 1,
+            ..CombinerOptions::default()
+        };
         let combiner = Combiner::start("inbox", options, move |events: Vec<NewInboxEvent>| {
             let store = store.clone();
             async move { store.record_stripe_events(&events).await }
