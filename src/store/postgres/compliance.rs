@@ -350,9 +350,10 @@ impl PgStore {
         let rows = sqlx::query(&format!(
             // Shaped so that every step is an index probe whatever the statistics say
             // (stale ones once chose to scan the whole campaign per gift, and the whole of
-            // `donors` per batch): each person's donors, each donor's contributions (`OFFSET 0` keeps the lateral subquery a
-            // per-donor probe), each contribution's entries, each entry's postings (by entry
-            // alone: filtering them by account would invite the account's index).
+            // `donors` per batch): each person's donors, each donor's contributions
+            // (`OFFSET 0` keeps a lateral subquery a probe per outer row), each
+            // contribution's entries, each entry's postings (by entry alone: filtering them
+            // by account would invite the account's index).
             "SELECT d.person_id, k.rule_pack, c.id, c.campaign_id,
                     coalesce(c.election, k.election) AS election, c.paid_at, c.method, c.currency,
                     coalesce((SELECT -sum((SELECT sum(CASE WHEN a.name IN {NET_GIFT_ACCOUNTS}
