@@ -3,10 +3,10 @@
 --
 -- Planned from statistics, both went wrong exactly when it mattered: the selectivity of
 -- `status = 'pending'` comes from the last ANALYZE (none yet on a new database; a few pending
--- events on a quiet one), so during a burst the planner believed 20 events pending when
--- 20,000 were. It then read every pending event (a bitmap scan and a sort) to return the first
--- 1,024, and settled a round by hashing every pending event: 15–20 ms a round each, growing
--- with the backlog, which grows the slower rounds are (auto_explain, BENCHMARKS.md).
+-- events on a quiet one), so during a burst the planner believed 13–20 events pending when
+-- thousands were. It then read every pending event (a bitmap scan and a sort) to return the
+-- first 1,024, and settled a round by hashing every pending event: 15–20 ms a round each,
+-- growing with the backlog, which grows the slower rounds are (auto_explain, BENCHMARKS.md).
 --
 -- Each is now a function whose planner settings leave one plan: the read walks the pending
 -- index in order and stops at the limit; the settle finds each event by its primary key.
