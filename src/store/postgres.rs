@@ -1051,6 +1051,7 @@ const CAMPAIGN_COLUMNS: &str =
     "SELECT id, slug, name, rule_pack, currency, timezone, election, financing_from, financing_until,
             created_at FROM campaigns";
 
+/// An inbox event's select list, without its source: the table, or `due_stripe_events`.
 const INBOX_FIELDS: &str = "SELECT event_id, type, livemode, created, api_version, payload, received_at, status, attempts, last_error";
 
 fn inbox_event(r: &PgRow) -> Result<InboxEvent, StoreError> {
