@@ -677,6 +677,60 @@ async fn a_batch_of_gifts_links_its_donors_as_one_by_one_would(db: &TestDb) {
     h.server.shutdown().await;
 }
 
+/// A donor keeps the details first seen and gains those it lacked; a gift that adds nothing
+/// leaves the row as it was and is still recorded against it, in a batch and alone.
+async fn a_returning_donor_keeps_its_details_and_gains_the_missing_ones(db: &TestDb) {
+    let h = harness(db).await;
+    let c = &h.campaign;
+    let gift = |charge: &str, name: &str, postal_code: Option<&str>| {
+        let mut gift = paid(c, charge, "same@example.fr", "fp_same");
+        gift.donor.payer.name = Some(name.into());
+        gift.donor.payer.address.postal_code = postal_code.map(Into::into);
+        gift
+    };
+    let first = db
+        .store
+        .record_contribution(&gift("ch_1", "Jeanne Martin", None), db_now())
+        .await
+        .unwrap();
+    let batch = [
+        gift("ch_2", "J. Martin", Some("69001")),
+        gift("ch_3", "Jeanne Martin", Some("13001")),
+    ];
+    let recorded: Vec<_> = db
+        .store
+        .record_contributions(&batch, db_now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let alone = db
+        .store
+        .record_contribution(&gift("ch_4", "Jeanne Martin", Some("69001")), db_now())
+        .await
+        .unwrap();
+    for later in recorded.iter().chain([&alone]) {
+        assert_eq!(later.donor_id, first.donor_id, "{later:?}");
+        assert_ne!(later.contribution_id, first.contribution_id);
+    }
+    let person = db.store.person(first.donor_id).await.unwrap().unwrap();
+    assert_eq!(person.donors.len(), 1);
+    let donor = &person.donors[0];
+    assert_eq!(
+        donor.name.as_deref(),
+        Some("Jeanne Martin"),
+        "the first name kept"
+    );
+    assert_eq!(
+        donor.postal_code.as_deref(),
+        Some("69001"),
+        "the missing detail gained"
+    );
+    assert_eq!(donor.country.as_deref(), Some("FR"));
+    h.server.shutdown().await;
+}
+
 /// The worker reads a round's recorded gifts at once: each key gets its own answer, in
 /// order, whatever the others are.
 async fn recorded_gifts_answer_each_key_in_its_place(db: &TestDb) {
@@ -733,6 +787,7 @@ async fn recorded_gifts_answer_each_key_in_its_place(db: &TestDb) {
 
 on_both_stores!(
     a_batch_of_gifts_links_its_donors_as_one_by_one_would,
+    a_returning_donor_keeps_its_details_and_gains_the_missing_ones,
     recorded_gifts_answer_each_key_in_its_place,
     an_excess_is_set_aside_refunded_exactly_once_and_settled,
     a_refund_stripe_fails_to_make_is_asked_again_later_and_made_once,

@@ -19,7 +19,7 @@ use super::{
     RawSeal, SealStatus, StoreError, StoreOptions, CONTRIBUTION_COLUMNS, RECORDED_GIFT_COLUMNS,
     REGISTER_COLUMNS,
 };
-use crate::store::NewDonor;
+use crate::store::{NewDonor, FILL_IN_DONOR};
 
 mod compliance;
 mod tallies;
@@ -1153,7 +1153,8 @@ async fn load_entries(
 }
 
 /// Finds or creates the campaign's donor row for `donor`, inside the caller's transaction. A
-/// donor keeps the details first seen; later gifts only fill in what was missing.
+/// donor keeps the details first seen; later gifts only fill in what was missing, and a row
+/// they add nothing to is left as it was (`FILL_IN_DONOR`) and its id read by key.
 pub(super) async fn upsert_donor(
     conn: &mut SqliteConnection,
     campaign: CampaignId,
@@ -1162,16 +1163,12 @@ pub(super) async fn upsert_donor(
 ) -> Result<i64, StoreError> {
     let payer = &donor.payer;
     let a = &payer.address;
-    Ok(sqlx::query_scalar(
+    let written: Option<i64> = sqlx::query_scalar(&format!(
         "INSERT INTO donors (campaign_id, identity_key, name, email, line1, line2, city, postal_code, state, country, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
-            name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
-            line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
-            city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
-            state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
-         RETURNING id",
-    )
+         ON CONFLICT (campaign_id, identity_key) DO UPDATE {FILL_IN_DONOR}
+         RETURNING id"
+    ))
     .bind(campaign.0)
     .bind(&donor.identity_key)
     .bind(&payer.name)
@@ -1183,6 +1180,16 @@ pub(super) async fn upsert_donor(
     .bind(&a.state)
     .bind(&a.country)
     .bind(unix_micros(now))
-    .fetch_one(&mut *conn)
-    .await?)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match written {
+        Some(id) => Ok(id),
+        None => Ok(sqlx::query_scalar(
+            "SELECT id FROM donors WHERE campaign_id = ?1 AND identity_key = ?2",
+        )
+        .bind(campaign.0)
+        .bind(&donor.identity_key)
+        .fetch_one(&mut *conn)
+        .await?),
+    }
 }

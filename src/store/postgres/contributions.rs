@@ -20,7 +20,7 @@ use super::PgStore;
 use crate::ids::CampaignId;
 use crate::intake::{ContributionRef, NewContribution};
 use crate::store::people::{distinct_donors, person_merges};
-use crate::store::{check_contribution_campaign, NewDonor, StoreError};
+use crate::store::{check_contribution_campaign, NewDonor, StoreError, FILL_IN_DONOR};
 
 impl PgStore {
     /// Records each gift and its donor, and links the donors to persons, in one transaction.
@@ -138,6 +138,10 @@ fn stored_gift(
 /// Inserts `donors` (one per campaign and identity key), or fills in what the stored ones
 /// lack: a donor keeps the details first seen. Returns each donor's id by (campaign, identity
 /// key). A new donor is its own person.
+///
+/// A stored donor is rewritten only when a detail it lacks arrives (`FILL_IN_DONOR`);
+/// `ON CONFLICT` still locks every conflicting row, so the batch holds the same locks. The
+/// ids of the rows left as they were, which `RETURNING` omits, are then read by key.
 pub(super) async fn upsert_donors(
     conn: &mut PgConnection,
     donors: &[(CampaignId, NewDonor)],
@@ -146,7 +150,7 @@ pub(super) async fn upsert_donors(
     let column = |f: &dyn Fn(&crate::provider::stripe::objects::Payer) -> Option<String>| {
         donors.iter().map(|(_, d)| f(&d.payer)).collect::<Vec<_>>()
     };
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&format!(
         // The id is drawn first so that person_id can be set to it in the same row.
         "INSERT INTO donors (id, person_id, campaign_id, identity_key, name, email, line1, line2,
                              city, postal_code, state, country, created_at)
@@ -159,13 +163,9 @@ pub(super) async fn upsert_donors(
                     AS d(campaign_id, identity_key, name, email, line1, line2, city, postal_code,
                          state, country)
                ORDER BY d.campaign_id, d.identity_key) AS d
-         ON CONFLICT (campaign_id, identity_key) DO UPDATE SET
-            name = coalesce(donors.name, excluded.name), email = coalesce(donors.email, excluded.email),
-            line1 = coalesce(donors.line1, excluded.line1), line2 = coalesce(donors.line2, excluded.line2),
-            city = coalesce(donors.city, excluded.city), postal_code = coalesce(donors.postal_code, excluded.postal_code),
-            state = coalesce(donors.state, excluded.state), country = coalesce(donors.country, excluded.country)
-         RETURNING id, campaign_id, identity_key",
-    )
+         ON CONFLICT (campaign_id, identity_key) DO UPDATE {FILL_IN_DONOR}
+         RETURNING id, campaign_id, identity_key"
+    ))
     .bind(donors.iter().map(|(c, _)| c.0).collect::<Vec<_>>())
     .bind(
         donors
@@ -184,10 +184,35 @@ pub(super) async fn upsert_donors(
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
+    let mut ids: HashMap<(i64, String), i64> = rows
         .into_iter()
         .map(|(id, campaign, key)| ((campaign, key), id))
-        .collect())
+        .collect();
+    let (campaigns, keys): (Vec<i64>, Vec<&str>) = donors
+        .iter()
+        .filter(|(campaign, d)| !ids.contains_key(&(campaign.0, d.identity_key.clone())))
+        .map(|(campaign, d)| (campaign.0, d.identity_key.as_str()))
+        .unzip();
+    if !campaigns.is_empty() {
+        // A unique-index probe per key (see `PgStore::existing_keys` for why not a join).
+        let unchanged: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT d.id, d.campaign_id, d.identity_key
+             FROM UNNEST($1::int8[], $2::text[]) AS k(campaign_id, identity_key)
+             CROSS JOIN LATERAL (SELECT id, campaign_id, identity_key FROM donors d
+                                 WHERE d.campaign_id = k.campaign_id
+                                   AND d.identity_key = k.identity_key LIMIT 1) AS d",
+        )
+        .bind(&campaigns)
+        .bind(&keys)
+        .fetch_all(&mut *conn)
+        .await?;
+        ids.extend(
+            unchanged
+                .into_iter()
+                .map(|(id, campaign, key)| ((campaign, key), id)),
+        );
+    }
+    Ok(ids)
 }
 
 /// Inserts the gifts, or fills in what the stored ones lack; returns (id, campaign id, donor
