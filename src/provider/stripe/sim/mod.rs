@@ -165,6 +165,10 @@ struct Account {
     /// The balance transactions each payout paid out.
     payout_includes: BTreeMap<String, Vec<String>>,
     refunds: Vec<Value>,
+    /// Positions in `refunds` of each charge's refunds, for `GET /v1/refunds?charge=`: the
+    /// worker asks for one charge's refunds, and a scan of them all under the account's lock
+    /// grew with every refund (in the intake bench, a tenth of the process's CPU time).
+    refunds_by_charge: HashMap<String, Vec<usize>>,
     disputes: Vec<Value>,
     payouts: BTreeMap<String, Value>,
     /// Refunds created through the API, by idempotency key.
@@ -668,6 +672,10 @@ impl Account {
             "receipt_number": null, "source_transfer_reversal": null, "status": "succeeded",
             "transfer_reversal": null,
         });
+        self.refunds_by_charge
+            .entry(charge.to_owned())
+            .or_default()
+            .push(self.refunds.len());
         self.refunds.push(refund.clone());
         if let Some(key) = key {
             self.refunds_by_key.insert(key.to_owned(), refund.clone());
@@ -1023,25 +1031,38 @@ async fn list_refunds(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    list_of_charge(&sim, "/v1/refunds", |a| &a.refunds, &q, &headers).await
+    list_of_charge(
+        &sim,
+        "/v1/refunds",
+        |a, charge| match charge {
+            Some(charge) => a
+                .refunds_by_charge
+                .get(charge)
+                .into_iter()
+                .flatten()
+                .map(|&i| a.refunds[i].clone())
+                .collect(),
+            None => a.refunds.clone(),
+        },
+        &q,
+        &headers,
+    )
+    .await
 }
 
-/// A list of objects that name their charge, filtered by `?charge=` when given.
+/// A list of objects that name their charge: `objects` gives those of the `?charge=` asked
+/// for, or all of them, in creation order.
 async fn list_of_charge(
     sim: &Arc<StripeSim>,
     path: &str,
-    objects: impl Fn(&Account) -> &Vec<Value>,
+    objects: impl Fn(&Account, Option<&str>) -> Vec<Value>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Response {
     if let Err(e) = admit(sim, "GET", path.into(), headers).await {
         return e;
     }
-    let items = objects(&sim.lock())
-        .iter()
-        .filter(|o| q.get("charge").is_none_or(|c| o["charge"] == c.as_str()))
-        .cloned()
-        .collect();
+    let items = objects(&sim.lock(), q.get("charge").map(String::as_str));
     list(path, items, q)
 }
 
@@ -1107,7 +1128,21 @@ async fn list_disputes(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    list_of_charge(&sim, "/v1/disputes", |a| &a.disputes, &q, &headers).await
+    // Few disputes: a scan does.
+    list_of_charge(
+        &sim,
+        "/v1/disputes",
+        |a, charge| {
+            a.disputes
+                .iter()
+                .filter(|d| charge.is_none_or(|c| d["charge"] == c))
+                .cloned()
+                .collect()
+        },
+        &q,
+        &headers,
+    )
+    .await
 }
 
 async fn retrieve_payout(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
