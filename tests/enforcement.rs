@@ -17,7 +17,7 @@ use obole::compliance::pack::Attestation;
 use obole::compliance::{Declaration, Packs};
 use obole::enforcement::checkout::{reserve, CheckoutVerdict, GiftRequest};
 use obole::enforcement::new_donor;
-use obole::intake::{identity_key, GiftKey, NewContribution};
+use obole::intake::{identity_key, ContributionRef, GiftKey, NewContribution};
 use obole::money::{Currency, Money};
 use obole::provider::stripe::objects::{Address, Payer};
 use obole::provider::stripe::sim::{Donation, Gift, SimEvent};
@@ -602,6 +602,17 @@ fn db_now() -> chrono::DateTime<chrono::Utc> {
     common::start_time()
 }
 
+/// Records `gifts` in one batch, each expected to succeed.
+async fn record_batch(db: &TestDb, gifts: &[NewContribution]) -> Vec<ContributionRef> {
+    db.store
+        .record_contributions(gifts, db_now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Gifts recorded in one batch end linked as if recorded one after another: a chain of
 /// shared keys inside the batch (card X joins email A and B; email B's second card joins
 /// it), a donor twice in the batch, a person linked to one recorded before, and a stranger.
@@ -620,14 +631,7 @@ async fn a_batch_of_gifts_links_its_donors_as_one_by_one_would(db: &TestDb) {
         paid(c, "ch_4", "stranger@example.fr", "fp_z"),
         paid(c, "ch_5", "a@example.fr", "fp_w"),
     ];
-    let recorded: Vec<_> = db
-        .store
-        .record_contributions(&batch, db_now())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let recorded = record_batch(db, &batch).await;
     assert_eq!(
         recorded[1].donor_id, recorded[2].donor_id,
         "one email, one donor"
@@ -663,14 +667,7 @@ async fn a_batch_of_gifts_links_its_donors_as_one_by_one_would(db: &TestDb) {
         assert_eq!(last.map(|c| c.to_person), Some(joined), "{donor:?}");
     }
     // Recorded again, in another batch: the same ids, nothing moves.
-    let again: Vec<_> = db
-        .store
-        .record_contributions(&batch[2..], db_now())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let again = record_batch(db, &batch[2..]).await;
     assert_eq!(again, recorded[2..]);
     let unchanged = db.store.person(before.donor_id).await.unwrap().unwrap();
     assert_eq!(unchanged.changes.len(), person.changes.len());
@@ -697,14 +694,7 @@ async fn a_returning_donor_keeps_its_details_and_gains_the_missing_ones(db: &Tes
         gift("ch_2", "J. Martin", Some("69001")),
         gift("ch_3", "Jeanne Martin", Some("13001")),
     ];
-    let recorded: Vec<_> = db
-        .store
-        .record_contributions(&batch, db_now())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let recorded = record_batch(db, &batch).await;
     let alone = db
         .store
         .record_contribution(&gift("ch_4", "Jeanne Martin", Some("69001")), db_now())
@@ -746,14 +736,7 @@ async fn recorded_gifts_answer_each_key_in_its_place(db: &TestDb) {
         with_intent("ch_c", "pi_twice"),
         paid(c, "ch_d", "d@example.fr", "fp_d"),
     ];
-    let recorded: Vec<_> = db
-        .store
-        .record_contributions(&gifts, db_now())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let recorded = record_batch(db, &gifts).await;
     let keys = [
         GiftKey::PaymentIntent("pi_a"),
         GiftKey::Charge("ch_unknown"),
